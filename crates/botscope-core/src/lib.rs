@@ -1,0 +1,13 @@
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod buckets;
+pub mod gauge;
+pub mod label_cap;
+pub mod meter;
+pub mod status;
+
+pub use buckets::DEFAULT_BUCKETS;
+pub use gauge::GaugeGuard;
+pub use label_cap::LabelCap;
+pub use status::Outcome;

@@ -1,0 +1,1 @@
+//! botscope-sqlx: under construction.

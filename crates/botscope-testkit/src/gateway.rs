@@ -1,0 +1,1 @@
+//! The gateway half of the fake Discord: a loopback websocket server for twilight-gateway.

@@ -1,0 +1,7 @@
+#![doc = include_str!("../README.md")]
+
+pub mod gateway;
+pub mod rest;
+pub mod scrape;
+
+pub use scrape::{Scrape, TestMetrics};

@@ -1,0 +1,1 @@
+//! Examples for botscope: see `examples/disruptor.rs`.

@@ -1,0 +1,1 @@
+//! End-to-end tests across the botscope crates live in `tests/`.
