@@ -5,7 +5,9 @@
 ///
 /// Always pass bounds to an OpenTelemetry histogram: without them the SDK uses its own
 /// defaults (0 to 10,000), which are meant for milliseconds.
-pub const DEFAULT_BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+pub const DEFAULT_BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 
 /// [`DEFAULT_BUCKETS`] as the `Vec` that `HistogramBuilder::with_boundaries` takes.
 pub fn default_buckets() -> Vec<f64> {

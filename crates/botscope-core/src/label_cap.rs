@@ -211,7 +211,11 @@ mod tests {
                 let cap = Arc::clone(&cap);
                 thread::spawn(move || {
                     (0..10_000u32)
-                        .map(|i| cap.admit(&((i * 7 + t) % 500).to_string()).as_str().to_owned())
+                        .map(|i| {
+                            cap.admit(&((i * 7 + t) % 500).to_string())
+                                .as_str()
+                                .to_owned()
+                        })
                         .collect::<HashSet<_>>()
                 })
             })

@@ -17,7 +17,9 @@ use opentelemetry::metrics::{Meter, MeterProvider};
 
 /// The instrumentation scope of a crate: its name and version.
 pub fn scope(name: &'static str, version: &'static str) -> InstrumentationScope {
-    InstrumentationScope::builder(name).with_version(version).build()
+    InstrumentationScope::builder(name)
+        .with_version(version)
+        .build()
 }
 
 /// A meter for the crate `name`/`version` from the global provider.

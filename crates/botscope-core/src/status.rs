@@ -47,7 +47,12 @@ mod tests {
 
     #[test]
     fn label_values() {
-        let all = [Outcome::Success, Outcome::Error, Outcome::Panic, Outcome::Cancelled];
+        let all = [
+            Outcome::Success,
+            Outcome::Error,
+            Outcome::Panic,
+            Outcome::Cancelled,
+        ];
         let labels: Vec<_> = all.iter().map(|o| o.to_string()).collect();
         assert_eq!(labels, ["success", "error", "panic", "cancelled"]);
     }

@@ -234,7 +234,10 @@ mod tests {
             .record(0.5, &[]);
         let scrape = metrics.scrape();
         assert_eq!(
-            scrape.value("disruptor_database_query_duration_seconds_bucket", &[("le", "1")]),
+            scrape.value(
+                "disruptor_database_query_duration_seconds_bucket",
+                &[("le", "1")]
+            ),
             Some(1.0)
         );
         assert!(!scrape.text().contains("otel_scope_name"));

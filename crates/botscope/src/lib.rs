@@ -1,1 +1,34 @@
-//! botscope
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod error;
+mod server;
+pub mod system;
+mod telemetry;
+
+pub use error::{BuildError, BuildErrorType};
+pub use telemetry::{
+    DEFAULT_LISTEN, DEFAULT_NAMESPACE, IntoListenAddr, Telemetry, TelemetryBuilder,
+};
+
+/// The shared vocabulary: label caps, gauge guards, buckets, status values.
+pub use botscope_core as core;
+
+/// Discord REST metrics: tower layers, route templates and the loopback proxy.
+#[cfg(feature = "http")]
+pub use botscope_http as http;
+
+/// The twilight-gateway event tap, voice and Lavalink metrics.
+#[cfg(feature = "gateway")]
+pub use botscope_gateway as gateway;
+
+/// The sqlx pool wrapper.
+#[cfg(feature = "sqlx")]
+pub use botscope_sqlx as sqlx;
+
+/// The scheduled job decorator.
+#[cfg(feature = "jobs")]
+pub use botscope_jobs as jobs;
+
+/// Re-exported so users name the same OpenTelemetry version botscope uses.
+pub use opentelemetry;

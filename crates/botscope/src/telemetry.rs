@@ -1,0 +1,360 @@
+//! [`Telemetry`]: the Prometheus exporter, the `/metrics` server and the system metrics.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use opentelemetry::metrics::{Meter, MeterProvider};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::metrics::SdkMeterProvider;
+use prometheus::Registry;
+use tokio::net::TcpListener;
+use tokio::runtime::Handle;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::error::{BuildError, BuildErrorType};
+use crate::server::{self, Exposition, State};
+
+/// The namespace used unless [`TelemetryBuilder::namespace`] sets another.
+pub const DEFAULT_NAMESPACE: &str = "botscope";
+/// Where `/metrics` is served unless [`TelemetryBuilder::listen`] says otherwise.
+pub const DEFAULT_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9464);
+
+/// An address for [`TelemetryBuilder::listen`]: a [`SocketAddr`], or a string parsed at
+/// [`install`](TelemetryBuilder::install) (an unparsable one is a [`BuildError`] then).
+pub trait IntoListenAddr: sealed::Sealed {
+    #[doc(hidden)]
+    fn into_listen_addr(self) -> Result<SocketAddr, String>;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for std::net::SocketAddr {}
+    impl Sealed for &str {}
+    impl Sealed for String {}
+}
+
+impl IntoListenAddr for SocketAddr {
+    fn into_listen_addr(self) -> Result<SocketAddr, String> {
+        Ok(self)
+    }
+}
+
+impl IntoListenAddr for &str {
+    fn into_listen_addr(self) -> Result<SocketAddr, String> {
+        self.parse().map_err(|_| self.to_owned())
+    }
+}
+
+impl IntoListenAddr for String {
+    fn into_listen_addr(self) -> Result<SocketAddr, String> {
+        self.as_str().into_listen_addr()
+    }
+}
+
+/// Builds and installs [`Telemetry`]. Made by [`Telemetry::builder`].
+#[must_use = "nothing is installed until install() is called"]
+pub struct TelemetryBuilder {
+    namespace: String,
+    listen: Result<SocketAddr, String>,
+    bearer_token: Option<String>,
+    service_name: Option<String>,
+    serve: bool,
+    system_metrics: bool,
+    set_global: bool,
+}
+
+impl fmt::Debug for TelemetryBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TelemetryBuilder")
+            .field("namespace", &self.namespace)
+            .field("listen", &self.listen)
+            // never print the token itself
+            .field(
+                "bearer_token",
+                &self.bearer_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("service_name", &self.service_name)
+            .field("serve", &self.serve)
+            .field("system_metrics", &self.system_metrics)
+            .field("set_global", &self.set_global)
+            .finish()
+    }
+}
+
+impl Default for TelemetryBuilder {
+    fn default() -> Self {
+        Self {
+            namespace: DEFAULT_NAMESPACE.to_owned(),
+            listen: Ok(DEFAULT_LISTEN),
+            bearer_token: None,
+            service_name: None,
+            serve: true,
+            system_metrics: true,
+            set_global: true,
+        }
+    }
+}
+
+impl TelemetryBuilder {
+    /// The prefix of every metric name, `botscope` by default: with `disruptor`, the job
+    /// counter is `disruptor_scheduler_jobs_total`. Must match `[a-zA-Z_][a-zA-Z0-9_]*`
+    /// (checked by [`install`](Self::install)). `process_*` and `target_info` are never
+    /// prefixed.
+    pub fn namespace(mut self, namespace: &str) -> Self {
+        namespace.clone_into(&mut self.namespace);
+        self
+    }
+
+    /// The address `/metrics` is served on, `127.0.0.1:9464` by default. Binding to a
+    /// non-loopback address exposes the metrics to the network: set a
+    /// [`bearer_token`](Self::bearer_token) then.
+    pub fn listen(mut self, addr: impl IntoListenAddr) -> Self {
+        self.listen = addr.into_listen_addr();
+        self
+    }
+
+    /// Requires `Authorization: Bearer <token>` on `/metrics`.
+    pub fn bearer_token(mut self, token: impl Into<String>) -> Self {
+        self.bearer_token = Some(token.into());
+        self
+    }
+
+    /// The `service.name` resource attribute, shown in `target_info`.
+    pub fn service_name(mut self, name: impl Into<String>) -> Self {
+        self.service_name = Some(name.into());
+        self
+    }
+
+    /// Whether to serve `/metrics` over HTTP (default `true`). Without it, use
+    /// [`Telemetry::render`] to expose the text yourself.
+    pub fn serve(mut self, serve: bool) -> Self {
+        self.serve = serve;
+        self
+    }
+
+    /// Whether to register the `system_*` and `runtime_*` gauges and the `process_*`
+    /// collector (default `true`).
+    pub fn system_metrics(mut self, enabled: bool) -> Self {
+        self.system_metrics = enabled;
+        self
+    }
+
+    /// Whether to make the provider the global OpenTelemetry meter provider (default
+    /// `true`), which is where instrumentation crates look when given no meter.
+    pub fn set_global(mut self, global: bool) -> Self {
+        self.set_global = global;
+        self
+    }
+
+    /// Builds the exporter and provider, registers the system metrics, binds and starts the
+    /// `/metrics` server, and installs the provider globally.
+    ///
+    /// # Errors
+    ///
+    /// A [`BuildError`] if the namespace is invalid, the address unparsable or busy, the
+    /// bearer token empty, or no Tokio runtime is running.
+    pub fn install(self) -> Result<Telemetry, BuildError> {
+        if !valid_namespace(&self.namespace) {
+            return Err(BuildError::new(BuildErrorType::InvalidNamespace {
+                namespace: self.namespace,
+            }));
+        }
+        let listen = self
+            .listen
+            .map_err(|address| BuildError::new(BuildErrorType::InvalidListenAddress { address }))?;
+        if self.bearer_token.as_deref().is_some_and(str::is_empty) {
+            return Err(BuildError::new(BuildErrorType::EmptyBearerToken));
+        }
+        let runtime = Handle::try_current()
+            .map_err(|e| BuildError::with_source(BuildErrorType::NoRuntime, e))?;
+
+        let listener = if self.serve {
+            let std_listener = std::net::TcpListener::bind(listen)
+                .and_then(|l| l.set_nonblocking(true).map(|()| l))
+                .map_err(|e| {
+                    BuildError::with_source(BuildErrorType::Bind { address: listen }, e)
+                })?;
+            let _guard = runtime.enter();
+            Some(TcpListener::from_std(std_listener).map_err(|e| {
+                BuildError::with_source(BuildErrorType::Bind { address: listen }, e)
+            })?)
+        } else {
+            None
+        };
+
+        let registry = Registry::new();
+        let exporter = opentelemetry_prometheus::exporter()
+            .with_registry(registry.clone())
+            .with_namespace(self.namespace.clone())
+            .scope_info_enabled(false)
+            .build()
+            .map_err(|e| BuildError::with_source(BuildErrorType::Exporter, e))?;
+        let mut resource = Resource::builder();
+        if let Some(name) = self.service_name {
+            resource = resource.with_service_name(name);
+        }
+        let provider = SdkMeterProvider::builder()
+            .with_reader(exporter)
+            .with_resource(resource.build())
+            .build();
+
+        if self.system_metrics {
+            crate::system::register(&provider.meter_with_scope(scope()), runtime.clone());
+            #[cfg(target_os = "linux")]
+            registry
+                .register(Box::new(
+                    prometheus::process_collector::ProcessCollector::for_self(),
+                ))
+                .map_err(|e| BuildError::with_source(BuildErrorType::Exporter, e))?;
+        }
+        if self.set_global {
+            opentelemetry::global::set_meter_provider(provider.clone());
+        }
+
+        let exposition = Exposition::new(registry.clone());
+        let server = listener.map(|listener| {
+            let local_addr = listener.local_addr().unwrap_or(listen);
+            let (tx, rx) = oneshot::channel();
+            let state = Arc::new(State {
+                exposition: exposition.clone(),
+                bearer: self.bearer_token.map(String::into_boxed_str),
+            });
+            let task = runtime.spawn(server::serve(listener, state, rx));
+            Server {
+                local_addr,
+                shutdown: tx,
+                task,
+            }
+        });
+
+        Ok(Telemetry {
+            namespace: self.namespace,
+            provider,
+            registry,
+            exposition,
+            server,
+        })
+    }
+}
+
+fn scope() -> opentelemetry::InstrumentationScope {
+    botscope_core::meter::scope(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"))
+}
+
+/// `[a-zA-Z_][a-zA-Z0-9_]*`
+fn valid_namespace(namespace: &str) -> bool {
+    let mut chars = namespace.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+struct Server {
+    local_addr: SocketAddr,
+    shutdown: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+/// Installed telemetry: an OpenTelemetry meter provider exporting to Prometheus, served on
+/// `/metrics`. Made by [`Telemetry::builder`].
+///
+/// Dropping it leaves the server running until the runtime stops; call
+/// [`shutdown`](Self::shutdown) to stop it.
+pub struct Telemetry {
+    namespace: String,
+    provider: SdkMeterProvider,
+    registry: Registry,
+    exposition: Exposition,
+    server: Option<Server>,
+}
+
+impl fmt::Debug for Telemetry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Telemetry")
+            .field("namespace", &self.namespace)
+            .field("local_addr", &self.local_addr())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Telemetry {
+    /// Starts configuring telemetry.
+    pub fn builder() -> TelemetryBuilder {
+        TelemetryBuilder::default()
+    }
+
+    /// The address `/metrics` is served on (with the real port when it was `0`), or `None`
+    /// when serving is off.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.server.as_ref().map(|s| s.local_addr)
+    }
+
+    /// The namespace metric names carry.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// The meter provider; hand it (or a meter from it) to instrumentation builders, or to
+    /// your own instruments.
+    pub fn meter_provider(&self) -> &SdkMeterProvider {
+        &self.provider
+    }
+
+    /// A meter of the provider named `name`.
+    pub fn meter(&self, name: &'static str) -> Meter {
+        self.provider.meter(name)
+    }
+
+    /// The Prometheus registry behind `/metrics`, for collectors of your own.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The text a scrape of `/metrics` returns right now.
+    ///
+    /// Runs every metric callback on the calling thread; call it off the async executor
+    /// when callbacks may be slow.
+    pub fn render(&self) -> String {
+        self.exposition.render()
+    }
+
+    /// Stops the server (open scrapes get a few seconds to finish) and shuts the meter
+    /// provider down.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe: if dropped before completion, the server is stopped but may still be
+    /// draining connections.
+    pub async fn shutdown(self) {
+        if let Some(server) = self.server {
+            let _ = server.shutdown.send(());
+            let _ = server.task.await;
+        }
+        let _ = self.provider.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn namespace_validation() {
+        for ok in ["disruptor", "_x", "a1_b2", "A"] {
+            assert!(valid_namespace(ok), "{ok}");
+        }
+        for bad in ["", "9lives", "dis-ruptor", "a b", "émoji", "x:y"] {
+            assert!(!valid_namespace(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn debug_never_shows_the_bearer_token() {
+        let builder = Telemetry::builder().bearer_token("hunter2");
+        assert!(!format!("{builder:?}").contains("hunter2"));
+    }
+}
