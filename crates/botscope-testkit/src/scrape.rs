@@ -167,7 +167,7 @@ fn parse_line(line: &str) -> Option<Sample> {
                 continue;
             }
             let mut key = String::new();
-            while let Some((_, c)) = chars.next() {
+            for (_, c) in chars.by_ref() {
                 if c == '=' {
                     break;
                 }

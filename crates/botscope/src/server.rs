@@ -142,14 +142,14 @@ pub(crate) async fn respond(
     if !is_metrics {
         return strip_body(plain(StatusCode::OK, "ok\n"), head);
     }
-    if let Some(token) = &state.bearer {
-        if !authorized(headers, token) {
-            let mut response = plain(StatusCode::UNAUTHORIZED, "unauthorized\n");
-            response
-                .headers_mut()
-                .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            return strip_body(response, head);
-        }
+    if let Some(token) = &state.bearer
+        && !authorized(headers, token)
+    {
+        let mut response = plain(StatusCode::UNAUTHORIZED, "unauthorized\n");
+        response
+            .headers_mut()
+            .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return strip_body(response, head);
     }
     let exposition = state.exposition.clone();
     let collected = tokio::time::timeout(
