@@ -5,62 +5,14 @@ use std::net::SocketAddr;
 
 use botscope::{BuildErrorType, Telemetry};
 use botscope_testkit::Scrape;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use botscope_testkit::client::{self, Reply};
 use tokio::net::TcpStream;
 
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8(self.body.clone()).expect("utf-8 body")
-    }
-}
-
-/// One HTTP/1.1 request over a fresh TCP connection, read to the end.
-async fn request(addr: SocketAddr, method: &str, path: &str, extra: &[(&str, &str)]) -> Reply {
-    let mut stream = TcpStream::connect(addr).await.expect("connect");
-    let mut head = format!("{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n");
-    for (k, v) in extra {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).await.expect("write");
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await.expect("read");
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("header end");
-    let head = String::from_utf8(raw[..split].to_vec()).expect("utf-8 head");
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .expect("status line")
-        .split(' ')
-        .nth(1)
-        .expect("code")
-        .parse()
-        .expect("number");
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-        .collect();
-    Reply {
-        status,
-        headers,
-        body: raw[split + 4..].to_vec(),
-    }
+/// One request over a fresh TCP connection, as a scraper makes it.
+async fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> Reply {
+    client::request(addr, method, path, headers)
+        .await
+        .expect("HTTP exchange")
 }
 
 fn install(builder: botscope::TelemetryBuilder) -> Telemetry {
