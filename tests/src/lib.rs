@@ -1,1 +1,0 @@
-//! End-to-end tests across the botscope crates live in `tests/`.
