@@ -11,7 +11,7 @@
 
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::Meter;
-use tokio::runtime::Handle;
+use tokio::runtime::{Handle, RuntimeMetrics};
 
 /// Instrument names (the exporter adds the namespace and unit suffixes).
 pub(crate) mod names {
@@ -23,29 +23,27 @@ pub(crate) mod names {
 
 /// Registers the system gauges on `meter`; their callbacks read `runtime` at every scrape.
 pub(crate) fn register(meter: &Meter, runtime: Handle) {
-    let tasks_rt = runtime.clone();
-    meter
-        .u64_observable_gauge(names::TASKS)
-        .with_description("Alive Tokio tasks")
-        .with_callback(move |observer| {
-            observer.observe(tasks_rt.metrics().num_alive_tasks() as u64, &[]);
-        })
-        .build();
-    let workers_rt = runtime.clone();
-    meter
-        .u64_observable_gauge(names::WORKERS)
-        .with_description("Tokio runtime worker threads")
-        .with_callback(move |observer| {
-            observer.observe(workers_rt.metrics().num_workers() as u64, &[]);
-        })
-        .build();
-    meter
-        .u64_observable_gauge(names::GLOBAL_QUEUE_DEPTH)
-        .with_description("Tasks waiting in the Tokio runtime's global queue")
-        .with_callback(move |observer| {
-            observer.observe(runtime.metrics().global_queue_depth() as u64, &[]);
-        })
-        .build();
+    runtime_gauge(
+        meter,
+        names::TASKS,
+        "Alive Tokio tasks",
+        &runtime,
+        RuntimeMetrics::num_alive_tasks,
+    );
+    runtime_gauge(
+        meter,
+        names::WORKERS,
+        "Tokio runtime worker threads",
+        &runtime,
+        RuntimeMetrics::num_workers,
+    );
+    runtime_gauge(
+        meter,
+        names::GLOBAL_QUEUE_DEPTH,
+        "Tasks waiting in the Tokio runtime's global queue",
+        &runtime,
+        RuntimeMetrics::global_queue_depth,
+    );
     meter
         .u64_observable_gauge(names::MEMORY)
         .with_description("Memory of the process by type")
@@ -55,6 +53,22 @@ pub(crate) fn register(meter: &Meter, runtime: Handle) {
                 observer.observe(bytes, &[KeyValue::new("type", kind)]);
             }
         })
+        .build();
+}
+
+/// An observable gauge reading one figure of the runtime's stable metrics.
+fn runtime_gauge(
+    meter: &Meter,
+    name: &'static str,
+    description: &'static str,
+    runtime: &Handle,
+    read: fn(&RuntimeMetrics) -> usize,
+) {
+    let runtime = runtime.clone();
+    meter
+        .u64_observable_gauge(name)
+        .with_description(description)
+        .with_callback(move |observer| observer.observe(read(&runtime.metrics()) as u64, &[]))
         .build();
 }
 
