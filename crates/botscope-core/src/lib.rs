@@ -5,9 +5,11 @@ pub mod buckets;
 pub mod gauge;
 pub mod label_cap;
 pub mod meter;
+pub mod outcome;
 pub mod status;
 
 pub use buckets::DEFAULT_BUCKETS;
 pub use gauge::GaugeGuard;
 pub use label_cap::LabelCap;
+pub use outcome::{Classify, Ending, Finish, Timed};
 pub use status::Outcome;
