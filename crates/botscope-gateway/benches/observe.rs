@@ -1,0 +1,108 @@
+//! `GatewayTap::observe` per event against the bare event loop body, in the same run.
+//!
+//! The shard is built with a config pointing at an unused address and never polled: `observe`
+//! only reads its id, state and latency. The meter is a real SDK provider with the Prometheus
+//! exporter, as in production. After criterion's report, the bench prints the median cost per
+//! event of each path (batches of 10,000 events) and their difference and ratio.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use botscope_gateway::GatewayTap;
+use botscope_testkit::TestMetrics;
+use criterion::{Criterion, criterion_group, criterion_main};
+use twilight_gateway::error::ReceiveMessageError;
+use twilight_gateway::{ConfigBuilder, Event, EventTypeFlags, Intents, Shard, ShardId};
+
+type Item = Result<Event, ReceiveMessageError>;
+
+fn event(json: &str) -> Item {
+    let parsed = twilight_gateway::parse(json.to_owned(), EventTypeFlags::all())
+        .expect("valid payload")
+        .expect("wanted event");
+    Ok(Event::from(parsed))
+}
+
+fn message_create() -> Item {
+    event(
+        r#"{"op":0,"s":2,"t":"MESSAGE_CREATE","d":{"id":"3","channel_id":"4","author":{"id":"5","username":"u","discriminator":"0001","avatar":null},"content":"hi","timestamp":"2024-01-01T00:00:00.000000+00:00","edited_timestamp":null,"tts":false,"mention_everyone":false,"mentions":[],"mention_roles":[],"attachments":[],"embeds":[],"pinned":false,"type":0}}"#,
+    )
+}
+
+fn typing_start() -> Item {
+    event(
+        r#"{"op":0,"s":3,"t":"TYPING_START","d":{"channel_id":"4","user_id":"5","timestamp":1700000000}}"#,
+    )
+}
+
+fn shard() -> Shard {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    // The default identify queue spawns a task: give it a runtime, which the shard outlives.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime");
+    let _entered = runtime.enter();
+    let config = ConfigBuilder::new("bench-token".to_owned(), Intents::empty())
+        .proxy_url("ws://127.0.0.1:9".to_owned())
+        .build();
+    Shard::with_config(ShardId::new(3, 8), config)
+}
+
+/// The median cost per call of `f`, in nanoseconds, over 101 batches of 10,000 calls.
+fn median_ns(mut f: impl FnMut()) -> f64 {
+    const BATCH: u32 = 10_000;
+    let mut samples: Vec<f64> = (0..101)
+        .map(|_| {
+            let start = Instant::now();
+            for _ in 0..BATCH {
+                f();
+            }
+            start.elapsed().as_nanos() as f64 / f64::from(BATCH)
+        })
+        .collect();
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
+}
+
+fn observe(c: &mut Criterion) {
+    let metrics = TestMetrics::new("bench");
+    let tap = GatewayTap::builder().meter(metrics.meter()).build();
+    let shard = shard();
+    let items = [
+        ("message_create", message_create()),
+        ("typing_start", typing_start()),
+    ];
+    // The first event of a kind builds its label set; the bench measures the steady state.
+    for (_, item) in &items {
+        tap.observe(&shard, item);
+    }
+
+    let mut group = c.benchmark_group("gateway_tap");
+    for (name, item) in &items {
+        group.bench_function(format!("bare/{name}"), |b| {
+            b.iter(|| black_box(black_box(item).is_ok()))
+        });
+        group.bench_function(format!("observe/{name}"), |b| {
+            b.iter(|| tap.observe(&shard, black_box(item)))
+        });
+    }
+    group.finish();
+
+    for (name, item) in &items {
+        let bare = median_ns(|| {
+            black_box(black_box(item).is_ok());
+        });
+        let tapped = median_ns(|| tap.observe(&shard, black_box(item)));
+        println!(
+            "gateway_tap/{name}: bare {bare:.1} ns, observe {tapped:.1} ns median per event; \
+             added {:.1} ns, ratio {:.1}x (budget: added <= 150 ns, goal 50 ns)",
+            tapped - bare,
+            tapped / bare.max(0.1),
+        );
+    }
+    // Keep the exporter honest: the events were really recorded.
+    assert!(metrics.render().contains("bench_gateway_events_total"));
+}
+
+criterion_group!(benches, observe);
+criterion_main!(benches);
