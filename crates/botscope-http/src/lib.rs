@@ -1,1 +1,35 @@
-//! botscope-http: under construction.
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod forward;
+mod instruments;
+pub mod metrics;
+pub mod proxy;
+pub mod ratelimit;
+pub mod route;
+
+pub use forward::{Forward, ForwardError, ForwardErrorType, install_crypto_provider};
+pub use instruments::{
+    INVALID_REQUESTS, INVALID_WINDOW, RATELIMIT_WAIT, RATELIMITED, REQUEST_DURATION, REQUESTS,
+    REQUESTS_IN_FLIGHT, SECONDS, STATUS_ERROR, STATUS_TIMEOUT,
+};
+pub use metrics::{DiscordMetrics, DiscordMetricsLayer, DiscordMetricsLayerBuilder};
+pub use proxy::{DiscordProxy, DiscordProxyBuilder, ProxyError, ProxyErrorType};
+pub use ratelimit::{RateLimit, RateLimitLayer, RateLimitLayerBuilder};
+
+/// The instrumentation scope name of this crate's meter.
+const SCOPE_NAME: &str = env!("CARGO_PKG_NAME");
+/// The instrumentation scope version of this crate's meter.
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+#[cfg(test)]
+mod static_checks {
+    use super::*;
+
+    static_assertions::assert_impl_all!(DiscordMetricsLayer: Clone, Send, Sync);
+    static_assertions::assert_impl_all!(DiscordMetrics<tower::util::BoxCloneSyncService<http::Request<()>, http::Response<()>, std::convert::Infallible>>: Clone, Send, Sync);
+    static_assertions::assert_impl_all!(RateLimitLayer: Clone, Send, Sync);
+    static_assertions::assert_impl_all!(DiscordProxy: Send, Sync);
+    static_assertions::assert_impl_all!(ProxyError: std::error::Error, Send, Sync);
+    static_assertions::assert_impl_all!(ForwardError: std::error::Error, Send, Sync);
+}

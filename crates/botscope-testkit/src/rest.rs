@@ -1,1 +1,534 @@
 //! The REST half of the fake Discord: a loopback HTTP server that twilight-http can talk to.
+//!
+//! [`FakeDiscord`] answers the routes the tests and the demo use with JSON that twilight-model
+//! deserializes — `GET users/@me`, `GET users/{id}`, `POST channels/{id}/messages`,
+//! `GET channels/{id}/messages[/{id}]`, `GET guilds/{id}`, `POST webhooks/{id}/{token}`
+//! (a message with `?wait=true`, else 204) and `POST interactions/{id}/{token}/callback` (204) —
+//! and 404 with Discord's error JSON for anything else. Successful answers carry ratelimit
+//! headers with `x-ratelimit-scope: user`, as Discord's do.
+//!
+//! A script of [`Reply`]s overrides the answers: the next requests get scripted statuses,
+//! 5xx, 401, the four kinds of 429 with real headers, or extra latency; [`FakeDiscord::always`]
+//! sets one answer for every request. Every request received is logged.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use botscope_testkit::rest::{FakeDiscord, RateLimitKind, Reply};
+//!
+//! let fake = FakeDiscord::spawn().await?;
+//! fake.push(Reply::rate_limited(RateLimitKind::User));
+//! // twilight_http::Client::builder().proxy(fake.host(), true) ...
+//! assert!(fake.requests().is_empty());
+//! # Ok(()) }
+//! ```
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// The id of the bot user `users/@me` answers with.
+pub const BOT_USER_ID: u64 = 900_000_000_000_000_001;
+
+/// The kind of a scripted 429, each with the headers Discord (or Cloudflare) sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RateLimitKind {
+    /// A per-route bucket ran out: `x-ratelimit-scope: user`, bucket headers, remaining 0.
+    User,
+    /// The bot's global limit: `x-ratelimit-global: true`, `x-ratelimit-scope: global`.
+    Global,
+    /// A shared resource limit: `x-ratelimit-scope: shared`, bucket headers.
+    Shared,
+    /// A Cloudflare ban: no ratelimit header at all, an HTML body.
+    Cloudflare,
+}
+
+/// A scripted answer.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Reply {
+    /// The route's normal answer.
+    Route,
+    /// `status` with Discord's error JSON (401, 403, 404, 5xx…).
+    Status(u16),
+    /// A 429 of `kind`, asking to retry after `retry_after`.
+    RateLimited {
+        /// The kind of 429.
+        kind: RateLimitKind,
+        /// The wait asked for: `retry-after` (whole seconds, rounded up) and
+        /// `x-ratelimit-reset-after` (exact).
+        retry_after: Duration,
+    },
+    /// Waits `delay` before answering `then`.
+    Delayed {
+        /// The extra latency.
+        delay: Duration,
+        /// The answer after it.
+        then: Box<Self>,
+    },
+}
+
+impl Reply {
+    /// A 429 of `kind` asking for a 1 s wait (`retry-after: 1`, the smallest whole second).
+    pub fn rate_limited(kind: RateLimitKind) -> Self {
+        Self::RateLimited {
+            kind,
+            retry_after: Duration::from_secs(1),
+        }
+    }
+
+    /// A 429 of `kind` asking for `retry_after`.
+    pub fn rate_limited_for(kind: RateLimitKind, retry_after: Duration) -> Self {
+        Self::RateLimited { kind, retry_after }
+    }
+
+    /// `self` after `delay`.
+    pub fn delayed(self, delay: Duration) -> Self {
+        Self::Delayed {
+            delay,
+            then: Box::new(self),
+        }
+    }
+}
+
+/// A request the fake received.
+#[derive(Debug, Clone)]
+pub struct ReceivedRequest {
+    /// The method.
+    pub method: Method,
+    /// The path, without the query.
+    pub path: String,
+    /// The query, if any.
+    pub query: Option<String>,
+    /// The headers as received.
+    pub headers: HeaderMap,
+    /// The body length in bytes.
+    pub body_len: usize,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    script: VecDeque<Reply>,
+    always: Option<Reply>,
+    latency: Duration,
+    log: Vec<ReceivedRequest>,
+}
+
+#[derive(Debug, Default)]
+struct Shared(Mutex<State>);
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A test that panicked while holding the lock leaves consistent data behind.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The fake Discord REST API on loopback: see the [module docs](self).
+#[derive(Debug)]
+pub struct FakeDiscord {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl FakeDiscord {
+    /// Serves the fake on `127.0.0.1`, on a free port.
+    ///
+    /// # Errors
+    ///
+    /// If no loopback port can be bound.
+    pub async fn spawn() -> io::Result<Self> {
+        Self::spawn_on(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await
+    }
+
+    /// Serves the fake on `addr`.
+    ///
+    /// # Errors
+    ///
+    /// If `addr` cannot be bound.
+    pub async fn spawn_on(addr: SocketAddr) -> io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared::default());
+        let (shutdown, signal) = watch::channel(false);
+        let task = tokio::spawn(serve(listener, Arc::clone(&shared), signal));
+        Ok(Self {
+            addr,
+            shared,
+            shutdown,
+            task,
+        })
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `127.0.0.1:PORT`, for twilight-http's `ClientBuilder::proxy(host, true)`.
+    pub fn host(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// `http://127.0.0.1:PORT`, for a proxy's upstream.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The next request (after those already scripted) gets `reply`.
+    pub fn push(&self, reply: Reply) {
+        self.shared.lock().script.push_back(reply);
+    }
+
+    /// The next requests get `replies`, in order.
+    pub fn push_all(&self, replies: impl IntoIterator<Item = Reply>) {
+        self.shared.lock().script.extend(replies);
+    }
+
+    /// Every request not scripted gets `reply`; `None` restores the route's answers.
+    pub fn always(&self, reply: Option<Reply>) {
+        self.shared.lock().always = reply;
+    }
+
+    /// Latency added to every answer.
+    pub fn set_latency(&self, latency: Duration) {
+        self.shared.lock().latency = latency;
+    }
+
+    /// The requests received so far.
+    pub fn requests(&self) -> Vec<ReceivedRequest> {
+        self.shared.lock().log.clone()
+    }
+
+    /// The number of requests received so far.
+    pub fn request_count(&self) -> usize {
+        self.shared.lock().log.len()
+    }
+
+    /// Forgets the requests received so far.
+    pub fn clear_requests(&self) {
+        self.shared.lock().log.clear();
+    }
+
+    /// Stops serving: the listener closes, open connections are dropped.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        self.task.abort();
+        let _ = self.task.await;
+    }
+}
+
+async fn serve(listener: TcpListener, shared: Arc<Shared>, mut signal: watch::Receiver<bool>) {
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(_) => continue,
+            },
+            _ = signal.changed() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = Arc::clone(&shared);
+        connections.spawn(async move {
+            let service = service_fn(move |request| {
+                let shared = Arc::clone(&shared);
+                async move { Ok::<_, Infallible>(answer(&shared, request).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+    connections.abort_all();
+}
+
+async fn answer(shared: &Shared, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let (parts, body) = request.into_parts();
+    let body_len = body.collect().await.map_or(0, |b| b.to_bytes().len());
+    let path = parts.uri.path().to_owned();
+    let query = parts.uri.query().map(str::to_owned);
+    let (reply, latency) = {
+        let mut state = shared.lock();
+        state.log.push(ReceivedRequest {
+            method: parts.method.clone(),
+            path: path.clone(),
+            query: query.clone(),
+            headers: parts.headers.clone(),
+            body_len,
+        });
+        let reply = state
+            .script
+            .pop_front()
+            .or_else(|| state.always.clone())
+            .unwrap_or(Reply::Route);
+        (reply, state.latency)
+    };
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let mut reply = reply;
+    while let Reply::Delayed { delay, then } = reply {
+        tokio::time::sleep(delay).await;
+        reply = *then;
+    }
+    match reply {
+        Reply::Status(status) => error(status),
+        Reply::RateLimited { kind, retry_after } => rate_limited(kind, retry_after),
+        _ => route(&parts.method, &path, query.as_deref()),
+    }
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn error(status: u16) -> Response<Full<Bytes>> {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let message = format!(
+        "{}: {}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("Error")
+    );
+    json_response(status, &json!({ "message": message, "code": 0 }))
+}
+
+fn insert(headers: &mut HeaderMap, name: &'static str, value: &str) {
+    if let Ok(value) = HeaderValue::from_str(value) {
+        headers.insert(name, value);
+    }
+}
+
+fn epoch_after(after: Duration) -> String {
+    let at = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        + after;
+    format!("{:.3}", at.as_secs_f64())
+}
+
+fn rate_limited(kind: RateLimitKind, retry_after: Duration) -> Response<Full<Bytes>> {
+    let secs = retry_after.as_secs_f64();
+    let whole = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+    if kind == RateLimitKind::Cloudflare {
+        let mut response = Response::new(Full::new(Bytes::from_static(
+            b"<html><body>error code: 1015</body></html>",
+        )));
+        *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+        let headers = response.headers_mut();
+        insert(headers, "content-type", "text/html");
+        insert(headers, "retry-after", &whole.to_string());
+        return response;
+    }
+    let global = kind == RateLimitKind::Global;
+    let mut response = json_response(
+        StatusCode::TOO_MANY_REQUESTS,
+        &json!({ "message": "You are being rate limited.", "retry_after": secs, "global": global, "code": 0 }),
+    );
+    let headers = response.headers_mut();
+    insert(headers, "retry-after", &whole.to_string());
+    match kind {
+        RateLimitKind::Global => {
+            insert(headers, "x-ratelimit-global", "true");
+            insert(headers, "x-ratelimit-scope", "global");
+        }
+        RateLimitKind::User | RateLimitKind::Shared => {
+            insert(headers, "x-ratelimit-bucket", "fakebucket429");
+            insert(headers, "x-ratelimit-limit", "5");
+            insert(headers, "x-ratelimit-remaining", "0");
+            insert(headers, "x-ratelimit-reset", &epoch_after(retry_after));
+            insert(headers, "x-ratelimit-reset-after", &format!("{secs:.3}"));
+            let scope = if kind == RateLimitKind::User {
+                "user"
+            } else {
+                "shared"
+            };
+            insert(headers, "x-ratelimit-scope", scope);
+        }
+        RateLimitKind::Cloudflare => {}
+    }
+    response
+}
+
+fn ok_headers(response: &mut Response<Full<Bytes>>, bucket: &str) {
+    let headers = response.headers_mut();
+    insert(headers, "x-ratelimit-bucket", bucket);
+    insert(headers, "x-ratelimit-limit", "50");
+    insert(headers, "x-ratelimit-remaining", "49");
+    insert(
+        headers,
+        "x-ratelimit-reset",
+        &epoch_after(Duration::from_secs(1)),
+    );
+    insert(headers, "x-ratelimit-reset-after", "1.000");
+    insert(headers, "x-ratelimit-scope", "user");
+}
+
+const TIMESTAMP: &str = "2026-01-01T00:00:00.000000+00:00";
+
+fn user(id: &str) -> Value {
+    json!({
+        "id": id, "username": "fake", "discriminator": "0001", "global_name": null,
+        "avatar": null, "bot": true, "mfa_enabled": false, "verified": true, "flags": 0,
+        "public_flags": 0
+    })
+}
+
+fn message(channel_id: &str, id: &str) -> Value {
+    json!({
+        "id": id, "channel_id": channel_id, "author": user(&BOT_USER_ID.to_string()),
+        "content": "hello", "timestamp": TIMESTAMP, "edited_timestamp": null, "tts": false,
+        "mention_everyone": false, "mentions": [], "mention_roles": [], "attachments": [],
+        "embeds": [], "pinned": false, "type": 0
+    })
+}
+
+fn guild(id: &str) -> Value {
+    json!({
+        "id": id, "name": "fake guild", "icon": null, "owner_id": BOT_USER_ID.to_string(),
+        "afk_channel_id": null, "afk_timeout": 300, "default_message_notifications": 0,
+        "explicit_content_filter": 0, "features": [], "mfa_level": 0, "nsfw_level": 0,
+        "preferred_locale": "en-US", "premium_progress_bar_enabled": false, "roles": [],
+        "emojis": [], "stickers": [], "system_channel_flags": 0, "verification_level": 0
+    })
+}
+
+/// The id a new message gets: fixed, so answers are reproducible.
+const NEW_MESSAGE_ID: &str = "900000000000000100";
+
+fn route(method: &Method, path: &str, query: Option<&str>) -> Response<Full<Bytes>> {
+    let Some(rest) = path
+        .strip_prefix("/api/v")
+        .and_then(|v| v.split_once('/'))
+        .map(|(_, rest)| rest)
+    else {
+        return error(404);
+    };
+    let segments: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
+    let (status, body, bucket) = match (method.as_str(), segments.as_slice()) {
+        ("GET", ["users", "@me"]) => (200, Some(user(&BOT_USER_ID.to_string())), "users"),
+        ("GET", ["users", id]) => (200, Some(user(id)), "users"),
+        ("POST", ["channels", channel, "messages"]) => {
+            (200, Some(message(channel, NEW_MESSAGE_ID)), "messages")
+        }
+        ("GET", ["channels", channel, "messages"]) => (
+            200,
+            Some(Value::Array(vec![message(channel, NEW_MESSAGE_ID)])),
+            "messages",
+        ),
+        ("GET", ["channels", channel, "messages", id]) => {
+            (200, Some(message(channel, id)), "messages")
+        }
+        ("GET", ["guilds", id]) => (200, Some(guild(id)), "guilds"),
+        ("POST", ["webhooks", _, _]) => {
+            let wait = query.is_some_and(|q| q.split('&').any(|pair| pair == "wait=true"));
+            if wait {
+                (
+                    200,
+                    Some(message("900000000000000200", NEW_MESSAGE_ID)),
+                    "webhooks",
+                )
+            } else {
+                (204, None, "webhooks")
+            }
+        }
+        ("POST", ["interactions", _, _, "callback"]) => (204, None, "interactions"),
+        _ => return error(404),
+    };
+    let mut response = match body {
+        Some(body) => json_response(StatusCode::OK, &body),
+        None => {
+            let mut response = Response::new(Full::new(Bytes::new()));
+            *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+            response
+        }
+    };
+    ok_headers(&mut response, bucket);
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_and_404s() {
+        let ok = route(&Method::GET, "/api/v10/users/@me", None);
+        assert_eq!(ok.status(), 200);
+        assert_eq!(ok.headers()["x-ratelimit-scope"], "user");
+        assert_eq!(route(&Method::GET, "/api/v10/nope", None).status(), 404);
+        assert_eq!(route(&Method::GET, "/nope", None).status(), 404);
+        assert_eq!(
+            route(&Method::POST, "/api/v10/webhooks/1/tok", None).status(),
+            204
+        );
+    }
+
+    #[test]
+    fn rate_limit_kinds_carry_their_headers() {
+        let user = rate_limited(RateLimitKind::User, Duration::from_millis(1500));
+        assert_eq!(user.headers()["x-ratelimit-scope"], "user");
+        assert_eq!(user.headers()["retry-after"], "2");
+        assert_eq!(user.headers()["x-ratelimit-reset-after"], "1.500");
+        let global = rate_limited(RateLimitKind::Global, Duration::from_secs(1));
+        assert_eq!(global.headers()["x-ratelimit-global"], "true");
+        let cloudflare = rate_limited(RateLimitKind::Cloudflare, Duration::from_secs(1));
+        assert!(
+            cloudflare
+                .headers()
+                .keys()
+                .all(|k| !k.as_str().starts_with("x-ratelimit"))
+        );
+    }
+
+    async fn get(addr: SocketAddr, target: &str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let request = format!("GET {target} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.unwrap();
+        response
+    }
+
+    #[tokio::test]
+    async fn logs_requests_and_follows_the_script() {
+        let fake = FakeDiscord::spawn().await.unwrap();
+        fake.push(Reply::Status(503));
+        assert!(
+            get(fake.addr(), "/api/v10/users/@me?x=1")
+                .await
+                .starts_with("HTTP/1.1 503")
+        );
+        let ok = get(fake.addr(), "/api/v10/users/@me").await;
+        assert!(ok.starts_with("HTTP/1.1 200"));
+        assert!(ok.contains("\"mfa_enabled\":false"));
+        let log = fake.requests();
+        assert_eq!(log.len(), 2);
+        assert_eq!(log[0].path, "/api/v10/users/@me");
+        assert_eq!(log[0].query.as_deref(), Some("x=1"));
+        fake.shutdown().await;
+    }
+}

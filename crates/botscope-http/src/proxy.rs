@@ -1,0 +1,536 @@
+//! [`DiscordProxy`]: a loopback HTTP server that twilight-http is pointed at, measuring and
+//! ratelimiting every request before forwarding it to Discord.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let proxy = botscope_http::DiscordProxy::builder().spawn().await?;
+//! let http = proxy
+//!     .configure(twilight_http::Client::builder().token("Bot token".to_owned()))
+//!     .build();
+//! let me = http.current_user().await?.model().await?;
+//! # let _ = me;
+//! proxy.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The tower stack, outermost first: the gate (refuses what it must not forward, turns
+//! errors into 502/504), your own [`layer`](DiscordProxyBuilder::layer)s,
+//! [`RateLimitLayer`], [`DiscordMetricsLayer`], [`Forward`].
+//!
+//! # Rules
+//!
+//! - Only `/api/v{N}/…` paths are forwarded (others get 404), to the configured upstream
+//!   only: an absolute-form request naming another host gets 400.
+//! - The proxy never answers 401 or 429 for its own reasons (twilight-http would disable its
+//!   token or retry forever): upstream unreachable → 502, upstream timeout → 504, counted as
+//!   `status_code="error"` and `"timeout"`.
+//! - Hop-by-hop headers are stripped both ways; bodies stream through.
+//! - Nothing logs an `authorization` header or a path: logs name the route template only.
+
+use std::convert::Infallible;
+use std::error::Error as StdError;
+use std::fmt;
+use std::future::Future;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode, header};
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use opentelemetry::metrics::Meter;
+use pin_project_lite::pin_project;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tower::util::BoxCloneSyncService;
+use tower::{Layer, Service, ServiceBuilder};
+use twilight_http::client::ClientBuilder;
+use twilight_http_ratelimiting::RateLimiter;
+
+use crate::forward::{self, DEFAULT_TIMEOUT, DEFAULT_UPSTREAM, Forward, Upstream};
+use crate::metrics::{BoxError, DiscordMetricsLayer};
+use crate::ratelimit::RateLimitLayer;
+use crate::route;
+
+/// The body of the proxy's responses: the upstream's, streamed, or the proxy's own.
+pub type ProxyBody = Either<Incoming, Full<Bytes>>;
+
+/// The service a [`DiscordProxyBuilder::layer`] wraps: the rest of the stack, boxed.
+pub type ProxyService = BoxCloneSyncService<Request<Incoming>, Response<Incoming>, BoxError>;
+
+type LayerFn = Arc<dyn Fn(ProxyService) -> ProxyService + Send + Sync>;
+
+/// How long [`DiscordProxy::shutdown`] lets requests in flight finish.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// An error spawning a [`DiscordProxy`].
+#[derive(Debug)]
+pub struct ProxyError {
+    kind: ProxyErrorType,
+    source: Option<Box<dyn StdError + Send + Sync>>,
+}
+
+impl ProxyError {
+    /// The type of error.
+    pub const fn kind(&self) -> &ProxyErrorType {
+        &self.kind
+    }
+
+    /// The type of error and its source.
+    pub fn into_parts(self) -> (ProxyErrorType, Option<Box<dyn StdError + Send + Sync>>) {
+        (self.kind, self.source)
+    }
+}
+
+impl fmt::Display for ProxyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            ProxyErrorType::InvalidUpstream => f.write_str(
+                "upstream must be an http or https url without a query, e.g. https://discord.com",
+            ),
+            ProxyErrorType::Bind { addr } => write!(f, "cannot listen on {addr}"),
+            ProxyErrorType::Tls => f.write_str("cannot build the tls configuration"),
+        }
+    }
+}
+
+impl StdError for ProxyError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.source
+            .as_ref()
+            .map(|source| &**source as &(dyn StdError + 'static))
+    }
+}
+
+/// The type of a [`ProxyError`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProxyErrorType {
+    /// The upstream is not an `http`/`https` URL.
+    InvalidUpstream,
+    /// The listen address could not be bound.
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+    },
+    /// The TLS configuration could not be built.
+    Tls,
+}
+
+/// Builds a [`DiscordProxy`]: see the [module docs](self).
+#[must_use = "a builder does nothing until spawned"]
+pub struct DiscordProxyBuilder {
+    upstream: String,
+    listen: SocketAddr,
+    timeout: Duration,
+    meter: Option<Meter>,
+    limiter: Option<RateLimiter>,
+    layers: Vec<LayerFn>,
+}
+
+impl fmt::Debug for DiscordProxyBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DiscordProxyBuilder")
+            .field("upstream", &self.upstream)
+            .field("listen", &self.listen)
+            .field("timeout", &self.timeout)
+            .field("layers", &self.layers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for DiscordProxyBuilder {
+    fn default() -> Self {
+        Self {
+            upstream: DEFAULT_UPSTREAM.to_owned(),
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            timeout: DEFAULT_TIMEOUT,
+            meter: None,
+            limiter: None,
+            layers: Vec::new(),
+        }
+    }
+}
+
+impl DiscordProxyBuilder {
+    /// Where requests go (default `https://discord.com`); a path prefix is kept.
+    pub fn upstream(mut self, base: impl Into<String>) -> Self {
+        self.upstream = base.into();
+        self
+    }
+
+    /// The address to listen on (default `127.0.0.1:0`, a free loopback port).
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.listen = addr;
+        self
+    }
+
+    /// How long to wait for the upstream's response head before answering 504 (default 10 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Records into `meter` instead of the global provider's `botscope-http` meter.
+    pub fn meter(mut self, meter: Meter) -> Self {
+        self.meter = Some(meter);
+        self
+    }
+
+    /// Uses `limiter` instead of a new one with twilight's defaults.
+    pub fn ratelimiter(mut self, limiter: RateLimiter) -> Self {
+        self.limiter = Some(limiter);
+        self
+    }
+
+    /// Adds one of your own tower layers, outside the ratelimit and metrics layers (the first
+    /// added is the outermost). The layer sees every forwarded request, and the upstream's
+    /// response or the stack's error.
+    pub fn layer<L>(mut self, layer: L) -> Self
+    where
+        L: Layer<ProxyService> + Send + Sync + 'static,
+        L::Service: Service<Request<Incoming>, Response = Response<Incoming>>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        <L::Service as Service<Request<Incoming>>>::Error: Into<BoxError>,
+        <L::Service as Service<Request<Incoming>>>::Future: Send + 'static,
+    {
+        self.layers.push(Arc::new(move |inner| {
+            BoxCloneSyncService::new(
+                ServiceBuilder::new()
+                    .map_err(Into::into)
+                    .service(layer.layer(inner)),
+            )
+        }));
+        self
+    }
+
+    /// Binds the listener and serves the proxy on a Tokio task.
+    ///
+    /// # Errors
+    ///
+    /// [`ProxyErrorType::InvalidUpstream`] for an upstream that is not an `http`/`https` URL,
+    /// [`ProxyErrorType::Bind`] if the address cannot be bound, [`ProxyErrorType::Tls`] if
+    /// rustls rejects its own configuration.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancelling it before it completes closes the listener.
+    pub async fn spawn(self) -> Result<DiscordProxy, ProxyError> {
+        let upstream = Upstream::parse(&self.upstream).ok_or(ProxyError {
+            kind: ProxyErrorType::InvalidUpstream,
+            source: None,
+        })?;
+        let forward =
+            Forward::<Incoming>::new(upstream, self.timeout).map_err(|source| ProxyError {
+                kind: ProxyErrorType::Tls,
+                source: Some(Box::new(source)),
+            })?;
+        let listener = TcpListener::bind(self.listen)
+            .await
+            .map_err(|source| ProxyError {
+                kind: ProxyErrorType::Bind { addr: self.listen },
+                source: Some(Box::new(source)),
+            })?;
+        let local_addr = listener.local_addr().map_err(|source| ProxyError {
+            kind: ProxyErrorType::Bind { addr: self.listen },
+            source: Some(Box::new(source)),
+        })?;
+
+        let metrics = match &self.meter {
+            Some(meter) => DiscordMetricsLayer::builder().meter(meter.clone()).build(),
+            None => DiscordMetricsLayer::new(),
+        };
+        let mut ratelimit = RateLimitLayer::builder();
+        if let Some(meter) = &self.meter {
+            ratelimit = ratelimit.meter(meter.clone());
+        }
+        if let Some(limiter) = self.limiter {
+            ratelimit = ratelimit.limiter(limiter);
+        }
+        let stack = ServiceBuilder::new()
+            .layer(ratelimit.build())
+            .layer(metrics)
+            .service(forward);
+        let (shutdown, signal) = watch::channel(false);
+        let task = if self.layers.is_empty() {
+            tokio::spawn(serve(listener, Gate::new(stack, local_addr), signal))
+        } else {
+            let mut service: ProxyService = BoxCloneSyncService::new(
+                ServiceBuilder::new().map_err(BoxError::from).service(stack),
+            );
+            for layer in self.layers.iter().rev() {
+                service = layer(service);
+            }
+            tokio::spawn(serve(listener, Gate::new(service, local_addr), signal))
+        };
+        Ok(DiscordProxy {
+            local_addr,
+            shutdown,
+            task,
+        })
+    }
+}
+
+/// A running proxy: see the [module docs](self).
+///
+/// Dropping the handle leaves the proxy serving until the runtime stops; call
+/// [`shutdown`](Self::shutdown) to stop it.
+#[derive(Debug)]
+pub struct DiscordProxy {
+    local_addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl DiscordProxy {
+    /// A builder with the defaults: upstream `https://discord.com`, listen `127.0.0.1:0`.
+    pub fn builder() -> DiscordProxyBuilder {
+        DiscordProxyBuilder::default()
+    }
+
+    /// The address the proxy listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Points a twilight-http client at the proxy: `proxy(addr, true)` and `ratelimiter(None)`
+    /// (the proxy ratelimits; a second limiter would only add latency).
+    pub fn configure(&self, builder: ClientBuilder) -> ClientBuilder {
+        forward::install_crypto_provider();
+        builder
+            .proxy(self.local_addr.to_string(), true)
+            .ratelimiter(None)
+    }
+
+    /// Stops accepting, lets requests in flight finish (up to [`SHUTDOWN_GRACE`]), and returns.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancelling it leaves the shutdown running in the background.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+    }
+}
+
+async fn serve<S>(listener: TcpListener, gate: Gate<S>, mut signal: watch::Receiver<bool>)
+where
+    Gate<S>: Service<Request<Incoming>, Response = Response<ProxyBody>, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    <Gate<S> as Service<Request<Incoming>>>::Future: Send + 'static,
+{
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let graceful = GracefulShutdown::new();
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    tracing::warn!(%error, "botscope proxy: accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = stop_requested(&mut signal) => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let connection = builder
+            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(gate.clone()))
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(error = %error, "botscope proxy: connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await;
+}
+
+/// Resolves once [`DiscordProxy::shutdown`] asks; never if the handle was dropped without it,
+/// so a dropped handle leaves the proxy serving until the runtime stops.
+async fn stop_requested(signal: &mut watch::Receiver<bool>) {
+    loop {
+        if *signal.borrow_and_update() {
+            return;
+        }
+        if signal.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// The outermost service: refuses what must not be forwarded and answers errors itself.
+#[derive(Clone)]
+struct Gate<S> {
+    inner: S,
+    local_port: u16,
+}
+
+impl<S> Gate<S> {
+    fn new(inner: S, local_addr: SocketAddr) -> Self {
+        Self {
+            inner,
+            local_port: local_addr.port(),
+        }
+    }
+
+    /// Whether an absolute-form request names this proxy (or is origin-form).
+    fn names_us(&self, uri: &http::Uri) -> bool {
+        let Some(authority) = uri.authority() else {
+            return true;
+        };
+        let local = matches!(
+            authority.host(),
+            "127.0.0.1" | "localhost" | "[::1]" | "::1"
+        );
+        local && authority.port_u16() == Some(self.local_port)
+    }
+}
+
+fn is_api_path(path: &str) -> bool {
+    let Some(version) = path.strip_prefix("/api/v") else {
+        return false;
+    };
+    let digits = version.bytes().take_while(u8::is_ascii_digit).count();
+    digits > 0 && version[digits..].starts_with('/')
+}
+
+fn own_response(status: StatusCode, message: &'static str) -> Response<ProxyBody> {
+    // Discord's error shape, so twilight-http reports it as an API error.
+    let body = format!("{{\"message\":\"{message}\",\"code\":0}}");
+    let mut response = Response::new(Either::Right(Full::new(Bytes::from(body))));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+impl<S> Service<Request<Incoming>> for Gate<S>
+where
+    S: Service<Request<Incoming>, Response = Response<Incoming>> + Clone,
+    S::Error: fmt::Display + 'static,
+{
+    type Response = Response<ProxyBody>;
+    type Error = Infallible;
+    type Future = GateFuture<tower::util::Oneshot<S, Request<Incoming>>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // Readiness of the stack is awaited per request, in the `Oneshot`.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Incoming>) -> Self::Future {
+        let refusal = if !self.names_us(request.uri()) {
+            Some(own_response(
+                StatusCode::BAD_REQUEST,
+                "botscope proxy forwards only to its configured upstream",
+            ))
+        } else if !is_api_path(request.uri().path()) {
+            Some(own_response(
+                StatusCode::NOT_FOUND,
+                "botscope proxy forwards only /api/v{N}/ paths",
+            ))
+        } else {
+            None
+        };
+        if let Some(refusal) = refusal {
+            return GateFuture {
+                inner: None,
+                refusal: Some(refusal),
+                method: http::Method::GET,
+                path: None,
+            };
+        }
+        let method = request.method().clone();
+        // The raw path stays here, for a template in the log if the request fails.
+        let path = request.uri().path().to_owned();
+        GateFuture {
+            inner: Some(tower::util::Oneshot::new(self.inner.clone(), request)),
+            refusal: None,
+            method,
+            path: Some(path),
+        }
+    }
+}
+
+pin_project! {
+    /// The future of the gate.
+    struct GateFuture<F> {
+        #[pin]
+        inner: Option<F>,
+        refusal: Option<Response<ProxyBody>>,
+        method: http::Method,
+        path: Option<String>,
+    }
+}
+
+impl<F, E> Future for GateFuture<F>
+where
+    F: Future<Output = Result<Response<Incoming>, E>>,
+    E: fmt::Display + 'static,
+{
+    type Output = Result<Response<ProxyBody>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let Some(inner) = this.inner.as_pin_mut() else {
+            return Poll::Ready(Ok(this
+                .refusal
+                .take()
+                .unwrap_or_else(|| own_response(StatusCode::BAD_REQUEST, "bad request"))));
+        };
+        let response = match ready!(inner.poll(cx)) {
+            Ok(response) => response.map(Either::Left),
+            Err(error) => {
+                let endpoint = route::template(this.method, this.path.as_deref().unwrap_or(""));
+                let timeout =
+                    crate::metrics::error_status(&error) == crate::instruments::STATUS_TIMEOUT;
+                tracing::warn!(%endpoint, method = %this.method, %error, "botscope proxy: upstream request failed");
+                if timeout {
+                    own_response(
+                        StatusCode::GATEWAY_TIMEOUT,
+                        "botscope proxy: upstream timed out",
+                    )
+                } else {
+                    own_response(
+                        StatusCode::BAD_GATEWAY,
+                        "botscope proxy: upstream unreachable",
+                    )
+                }
+            }
+        };
+        Poll::Ready(Ok(response))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_paths() {
+        assert!(is_api_path("/api/v10/users/@me"));
+        assert!(!is_api_path("/api/v10"));
+        assert!(!is_api_path("/api/users/@me"));
+        assert!(!is_api_path("/metrics"));
+    }
+}

@@ -1,0 +1,284 @@
+//! DiscordMetricsLayer over in-memory services, asserted from a real scrape.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use botscope_http::DiscordMetricsLayer;
+use botscope_http::metrics::BoxError;
+use botscope_testkit::TestMetrics;
+use tower::{Layer, Service, ServiceExt, service_fn};
+
+fn request(method: &str, path: &str) -> http::Request<()> {
+    http::Request::builder()
+        .method(method)
+        .uri(path)
+        .body(())
+        .unwrap()
+}
+
+fn response(status: u16, headers: &[(&'static str, &'static str)]) -> http::Response<()> {
+    let mut builder = http::Response::builder().status(status);
+    for (k, v) in headers {
+        builder = builder.header(*k, *v);
+    }
+    builder.body(()).unwrap()
+}
+
+#[tokio::test]
+async fn counts_requests_with_templated_labels_and_times_them() {
+    let metrics = TestMetrics::new("disruptor");
+    let layer = DiscordMetricsLayer::builder()
+        .meter(metrics.meter())
+        .build();
+    let mut service = layer.layer(service_fn(|req: http::Request<()>| async move {
+        let status = if req.method() == http::Method::POST {
+            200
+        } else {
+            404
+        };
+        Ok::<_, Infallible>(response(status, &[]))
+    }));
+    for id in ["1", "22", "333"] {
+        let path = format!("/api/v10/channels/{id}/messages?limit=5");
+        service
+            .ready()
+            .await
+            .unwrap()
+            .call(request("POST", &path))
+            .await
+            .unwrap();
+    }
+    service
+        .ready()
+        .await
+        .unwrap()
+        .call(request("OPTIONS", "/api/v10/channels/9/messages/8"))
+        .await
+        .unwrap();
+
+    let scrape = metrics.scrape();
+    let endpoint = "/channels/{channel_id}/messages";
+    assert_eq!(
+        scrape.value(
+            "disruptor_discord_api_requests_total",
+            &[
+                ("endpoint", endpoint),
+                ("method", "POST"),
+                ("status_code", "200")
+            ]
+        ),
+        Some(3.0)
+    );
+    assert_eq!(
+        scrape.value(
+            "disruptor_discord_api_requests_total",
+            &[
+                ("endpoint", "/channels/{channel_id}/messages/{message_id}"),
+                ("method", "_OTHER"),
+                ("status_code", "404")
+            ]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        scrape.value(
+            "disruptor_discord_api_request_duration_seconds_count",
+            &[("endpoint", endpoint), ("method", "POST")]
+        ),
+        Some(3.0)
+    );
+    assert_eq!(
+        scrape.value(
+            "disruptor_discord_api_request_duration_seconds_bucket",
+            &[("endpoint", endpoint), ("le", "0.005")]
+        ),
+        Some(3.0)
+    );
+    assert_eq!(
+        scrape.value("disruptor_discord_api_requests_in_flight", &[]),
+        Some(0.0)
+    );
+    assert!(!scrape.text().contains("333"), "an id reached the scrape");
+}
+
+#[tokio::test]
+async fn errors_pass_through_and_count_as_error_or_timeout() {
+    let metrics = TestMetrics::new("disruptor");
+    let layer = DiscordMetricsLayer::builder()
+        .meter(metrics.meter())
+        .build();
+    let mut service = layer.layer(service_fn(|req: http::Request<()>| async move {
+        let kind = if req.uri().path().ends_with("slow") {
+            std::io::ErrorKind::TimedOut
+        } else {
+            std::io::ErrorKind::ConnectionRefused
+        };
+        Err::<http::Response<()>, BoxError>(Box::new(std::io::Error::from(kind)))
+    }));
+    let err = service
+        .ready()
+        .await
+        .unwrap()
+        .call(request("GET", "/api/v10/users/@me"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.downcast_ref::<std::io::Error>()
+            .map(std::io::Error::kind),
+        Some(std::io::ErrorKind::ConnectionRefused),
+        "the error passes through unchanged"
+    );
+    let _ = service
+        .ready()
+        .await
+        .unwrap()
+        .call(request("GET", "/api/v10/slow"))
+        .await;
+
+    let scrape = metrics.scrape();
+    assert_eq!(
+        scrape.value(
+            "disruptor_discord_api_requests_total",
+            &[("endpoint", "/users/@me"), ("status_code", "error")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        scrape.value(
+            "disruptor_discord_api_requests_total",
+            &[("endpoint", "/{param}"), ("status_code", "timeout")]
+        ),
+        Some(1.0)
+    );
+}
+
+#[tokio::test]
+async fn rate_limits_by_scope_and_invalid_requests() {
+    let metrics = TestMetrics::new("disruptor");
+    let layer = DiscordMetricsLayer::builder()
+        .meter(metrics.meter())
+        .build();
+    let mut service = layer.layer(service_fn(|req: http::Request<()>| async move {
+        let response = match req.uri().path() {
+            "/api/v10/user" => response(
+                429,
+                &[("x-ratelimit-scope", "user"), ("x-ratelimit-bucket", "b")],
+            ),
+            "/api/v10/global" => response(
+                429,
+                &[
+                    ("x-ratelimit-scope", "global"),
+                    ("x-ratelimit-global", "true"),
+                ],
+            ),
+            "/api/v10/shared" => response(
+                429,
+                &[("x-ratelimit-scope", "shared"), ("retry-after", "3")],
+            ),
+            "/api/v10/cloudflare" => response(429, &[("retry-after", "30")]),
+            "/api/v10/unauthorized" => response(401, &[]),
+            "/api/v10/forbidden" => response(403, &[]),
+            _ => response(200, &[]),
+        };
+        Ok::<_, Infallible>(response)
+    }));
+    for path in [
+        "user",
+        "global",
+        "shared",
+        "cloudflare",
+        "unauthorized",
+        "forbidden",
+        "fine",
+    ] {
+        let req = request("GET", &format!("/api/v10/{path}"));
+        service.ready().await.unwrap().call(req).await.unwrap();
+    }
+    let scrape = metrics.scrape();
+    for scope in ["user", "global", "shared", "cloudflare"] {
+        assert_eq!(
+            scrape.value(
+                "disruptor_discord_api_ratelimited_total",
+                &[("scope", scope)]
+            ),
+            Some(1.0),
+            "scope {scope}"
+        );
+    }
+    // 401 + 403 + user, global and cloudflare 429s; the shared 429 does not count.
+    assert_eq!(
+        scrape.value("disruptor_discord_api_invalid_requests", &[]),
+        Some(5.0)
+    );
+}
+
+/// A service whose responses never come.
+#[derive(Clone)]
+struct Never;
+
+impl Service<http::Request<()>> for Never {
+    type Response = http::Response<()>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _req: http::Request<()>) -> Self::Future {
+        Box::pin(std::future::pending())
+    }
+}
+
+#[tokio::test]
+async fn in_flight_goes_up_and_back_down_when_cancelled() {
+    let metrics = TestMetrics::new("disruptor");
+    let layer = DiscordMetricsLayer::builder()
+        .meter(metrics.meter())
+        .build();
+    let mut service = layer.layer(Never);
+    let first = service.call(request("GET", "/api/v10/users/@me"));
+    let second = service.call(request("GET", "/api/v10/users/@me"));
+    assert_eq!(
+        metrics
+            .scrape()
+            .value("disruptor_discord_api_requests_in_flight", &[]),
+        Some(2.0)
+    );
+    let timed_out = tokio::time::timeout(std::time::Duration::from_millis(10), first).await;
+    assert!(timed_out.is_err());
+    drop(second);
+    let scrape = metrics.scrape();
+    assert_eq!(
+        scrape.value("disruptor_discord_api_requests_in_flight", &[]),
+        Some(0.0)
+    );
+    assert!(
+        !scrape.has("disruptor_discord_api_requests_total"),
+        "a cancelled request is not counted"
+    );
+}
+
+#[tokio::test]
+async fn endpoint_series_are_capped() {
+    let metrics = TestMetrics::new("disruptor");
+    let layer = DiscordMetricsLayer::builder()
+        .meter(metrics.meter())
+        .endpoint_cap(3)
+        .build();
+    let mut service = layer.layer(service_fn(|_req: http::Request<()>| async {
+        Ok::<_, Infallible>(response(200, &[]))
+    }));
+    for path in [
+        "users", "guilds", "channels", "invites", "gateway", "stickers",
+    ] {
+        let req = request("GET", &format!("/api/v10/{path}"));
+        service.ready().await.unwrap().call(req).await.unwrap();
+    }
+    let endpoints = metrics
+        .scrape()
+        .label_values("disruptor_discord_api_requests_total", "endpoint");
+    assert_eq!(endpoints, ["/channels", "/guilds", "/users", "other"]);
+}
