@@ -1,0 +1,165 @@
+//! Wrapper vs bare pool: SQLite in-memory `SELECT 1`, in the same run.
+//!
+//! Criterion measures each path; then an interleaved run (batches of 400 queries on the bare
+//! pool, the wrapper and a second bare pool taking turns in a rotating order, so machine noise
+//! hits all alike) prints the median per query of each and the ratio wrapper / bare. The
+//! second bare pool is a control: its ratio shows the noise floor. Budget: ratio ≤ 1.02.
+
+use std::time::{Duration, Instant};
+
+use botscope_sqlx::InstrumentedPool;
+use botscope_testkit::TestMetrics;
+use criterion::{Criterion, criterion_group};
+use sqlx::sqlite::SqlitePoolOptions;
+use sqlx::{Executor, Sqlite, SqlitePool};
+use tokio::runtime::Runtime;
+
+fn setup() -> (Runtime, SqlitePool, InstrumentedPool<Sqlite>, TestMetrics) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let metrics = TestMetrics::new("bench");
+    let (bare, wrapped) = rt.block_on(async {
+        let bare = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect("sqlite::memory:")
+            .await
+            .expect("sqlite opens");
+        let inner = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect("sqlite::memory:")
+            .await
+            .expect("sqlite opens");
+        (
+            bare,
+            InstrumentedPool::new(inner, "bench").with_meter(metrics.meter()),
+        )
+    });
+    (rt, bare, wrapped, metrics)
+}
+
+async fn bare_one(pool: &SqlitePool) {
+    let row: (i64,) = sqlx::query_as("SELECT 1")
+        .fetch_one(pool)
+        .await
+        .expect("select 1");
+    assert_eq!(row.0, 1);
+}
+
+async fn wrapped_one(pool: &InstrumentedPool<Sqlite>) {
+    let row: (i64,) = sqlx::query_as("SELECT 1")
+        .fetch_one(pool)
+        .await
+        .expect("select 1");
+    assert_eq!(row.0, 1);
+}
+
+fn select_one(c: &mut Criterion) {
+    let (rt, bare, wrapped, _metrics) = setup();
+    let mut group = c.benchmark_group("sqlite_select_1");
+    group.bench_function("bare_pool/fetch_one", |b| {
+        b.to_async(&rt).iter(|| bare_one(&bare))
+    });
+    group.bench_function("instrumented/fetch_one", |b| {
+        b.to_async(&rt).iter(|| wrapped_one(&wrapped))
+    });
+    group.bench_function("bare_pool/execute", |b| {
+        b.to_async(&rt)
+            .iter(|| async { bare.execute("SELECT 1").await.expect("select 1") })
+    });
+    group.bench_function("instrumented/execute", |b| {
+        b.to_async(&rt)
+            .iter(|| async { (&wrapped).execute("SELECT 1").await.expect("select 1") })
+    });
+    group.finish();
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
+/// Which call the interleaved run makes.
+#[derive(Clone, Copy)]
+enum Call {
+    FetchOne,
+    Execute,
+}
+
+/// The pool a batch runs on.
+#[derive(Clone, Copy)]
+enum Target<'a> {
+    Bare(&'a SqlitePool),
+    Wrapped(&'a InstrumentedPool<Sqlite>),
+}
+
+async fn run(call: Call, target: Target<'_>) {
+    match (call, target) {
+        (Call::FetchOne, Target::Bare(pool)) => bare_one(pool).await,
+        (Call::FetchOne, Target::Wrapped(pool)) => wrapped_one(pool).await,
+        (Call::Execute, Target::Bare(pool)) => {
+            pool.execute("SELECT 1").await.expect("select 1");
+        }
+        (Call::Execute, Target::Wrapped(pool)) => {
+            pool.execute("SELECT 1").await.expect("select 1");
+        }
+    }
+}
+
+/// Batches on `targets` taking turns (the order rotates every round); the median nanoseconds
+/// per query of each target.
+async fn interleaved(call: Call, targets: &[Target<'_>], rounds: usize, batch: u32) -> Vec<f64> {
+    for &target in targets {
+        for _ in 0..batch {
+            run(call, target).await;
+        }
+    }
+    let mut samples = vec![Vec::with_capacity(rounds); targets.len()];
+    for round in 0..rounds {
+        for k in 0..targets.len() {
+            let i = (round + k) % targets.len();
+            let start = Instant::now();
+            for _ in 0..batch {
+                run(call, targets[i]).await;
+            }
+            samples[i].push(start.elapsed().as_nanos() as f64 / f64::from(batch));
+        }
+    }
+    samples.into_iter().map(median).collect()
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
+    targets = select_one
+}
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    // A second bare pool is the control: its ratio to the first shows the noise floor.
+    let (rt, bare, wrapped, _metrics) = setup();
+    let control = rt
+        .block_on(
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect("sqlite::memory:"),
+        )
+        .expect("sqlite opens");
+    for (name, call) in [("fetch_one", Call::FetchOne), ("execute", Call::Execute)] {
+        let targets = [
+            Target::Bare(&bare),
+            Target::Wrapped(&wrapped),
+            Target::Bare(&control),
+        ];
+        let medians = rt.block_on(interleaved(call, &targets, 201, 400));
+        let (bare, wrapped, control) = (medians[0], medians[1], medians[2]);
+        println!(
+            "sqlite SELECT 1 {name}, interleaved medians: bare pool {bare:.0} ns, instrumented {wrapped:.0} ns, \
+             ratio {:.4} (budget 1.02); control bare/bare {:.4}",
+            wrapped / bare,
+            control / bare
+        );
+    }
+}

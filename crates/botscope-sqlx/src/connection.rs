@@ -1,0 +1,171 @@
+//! [`InstrumentedConnection`]: a pool connection whose queries are measured.
+
+use std::fmt;
+use std::sync::Arc;
+
+use sqlx::Database;
+use sqlx::pool::PoolConnection;
+
+use crate::metrics::Metrics;
+
+/// A connection from [`InstrumentedPool::acquire`](crate::InstrumentedPool::acquire).
+/// `&mut InstrumentedConnection<DB>` is an [`Executor`](sqlx::Executor) (with the backend's
+/// feature on: `sqlite`, `postgres` or `mysql`); the connection goes back to the pool
+/// when dropped.
+pub struct InstrumentedConnection<DB: Database> {
+    conn: PoolConnection<DB>,
+    metrics: Arc<Metrics>,
+}
+
+impl<DB: Database> InstrumentedConnection<DB> {
+    pub(crate) fn new(conn: PoolConnection<DB>, metrics: Arc<Metrics>) -> Self {
+        Self { conn, metrics }
+    }
+
+    /// The pool connection. Queries run on it directly are not measured.
+    pub fn inner_mut(&mut self) -> &mut PoolConnection<DB> {
+        &mut self.conn
+    }
+
+    /// Unwraps the pool connection.
+    pub fn into_inner(self) -> PoolConnection<DB> {
+        self.conn
+    }
+}
+
+impl<DB: Database> fmt::Debug for InstrumentedConnection<DB> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InstrumentedConnection")
+            .field("db", &self.metrics.db().value.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Implements `Executor` for `&mut $ty<$db>` by timing each query on the connection `$conn`.
+///
+/// One impl per backend: a generic impl bounded by `for<'c> &'c mut DB::Connection: Executor`
+/// sends the trait solver into an endless loop (sqlx itself gave up the generic impls for
+/// `Transaction` and `PoolConnection` for that reason).
+#[cfg_attr(
+    not(any(feature = "sqlite", feature = "postgres", feature = "mysql")),
+    allow(unused_macros)
+)]
+macro_rules! delegate_executor {
+    ($ty:ident, $db:ty, |$this:ident| $conn:expr) => {
+        impl<'t> ::sqlx::Executor<'t> for &'t mut $ty<$db> {
+            type Database = $db;
+
+            fn fetch_many<'e, 'q: 'e, E>(
+                self,
+                query: E,
+            ) -> ::futures_util::stream::BoxStream<
+                'e,
+                Result<
+                    ::sqlx::Either<
+                        <$db as ::sqlx::Database>::QueryResult,
+                        <$db as ::sqlx::Database>::Row,
+                    >,
+                    sqlx::Error,
+                >,
+            >
+            where
+                't: 'e,
+                E: 'q + ::sqlx::Execute<'q, $db>,
+            {
+                let $this = self;
+                let (guard, query) = $crate::query::start(&$this.metrics, query);
+                Box::pin($crate::query::TimedStream::new(
+                    ::sqlx::Executor::fetch_many($conn, query),
+                    guard,
+                ))
+            }
+
+            fn fetch_optional<'e, 'q: 'e, E>(
+                self,
+                query: E,
+            ) -> ::futures_util::future::BoxFuture<
+                'e,
+                Result<Option<<$db as ::sqlx::Database>::Row>, sqlx::Error>,
+            >
+            where
+                't: 'e,
+                E: 'q + ::sqlx::Execute<'q, $db>,
+            {
+                let $this = self;
+                let (guard, query) = $crate::query::start(&$this.metrics, query);
+                let future = ::sqlx::Executor::fetch_optional($conn, query);
+                Box::pin(async move { guard.result(future.await) })
+            }
+
+            fn fetch_one<'e, 'q: 'e, E>(
+                self,
+                query: E,
+            ) -> ::futures_util::future::BoxFuture<
+                'e,
+                Result<<$db as ::sqlx::Database>::Row, sqlx::Error>,
+            >
+            where
+                't: 'e,
+                E: 'q + ::sqlx::Execute<'q, $db>,
+            {
+                let $this = self;
+                let (guard, query) = $crate::query::start(&$this.metrics, query);
+                let future = ::sqlx::Executor::fetch_optional($conn, query);
+                Box::pin(async move {
+                    let result = future
+                        .await
+                        .and_then(|row| row.ok_or(sqlx::Error::RowNotFound));
+                    guard.result(result)
+                })
+            }
+
+            fn prepare_with<'e>(
+                self,
+                sql: ::sqlx::SqlStr,
+                parameters: &'e [<$db as ::sqlx::Database>::TypeInfo],
+            ) -> ::futures_util::future::BoxFuture<
+                'e,
+                Result<<$db as ::sqlx::Database>::Statement, sqlx::Error>,
+            >
+            where
+                't: 'e,
+            {
+                let $this = self;
+                ::sqlx::Executor::prepare_with($conn, sql, parameters)
+            }
+
+            fn describe<'e>(
+                self,
+                sql: ::sqlx::SqlStr,
+            ) -> ::futures_util::future::BoxFuture<'e, Result<sqlx::Describe<$db>, sqlx::Error>>
+            where
+                't: 'e,
+            {
+                let $this = self;
+                ::sqlx::Executor::describe($conn, sql)
+            }
+        }
+    };
+}
+
+#[cfg_attr(
+    not(any(feature = "sqlite", feature = "postgres", feature = "mysql")),
+    allow(unused_imports)
+)]
+pub(crate) use delegate_executor;
+
+/// `delegate_executor!` for every backend feature that is on.
+macro_rules! backend_executors {
+    ($ty:ident, |$this:ident| $conn:expr) => {
+        #[cfg(feature = "sqlite")]
+        $crate::connection::delegate_executor!($ty, sqlx::Sqlite, |$this| $conn);
+        #[cfg(feature = "postgres")]
+        $crate::connection::delegate_executor!($ty, sqlx::Postgres, |$this| $conn);
+        #[cfg(feature = "mysql")]
+        $crate::connection::delegate_executor!($ty, sqlx::MySql, |$this| $conn);
+    };
+}
+
+pub(crate) use backend_executors;
+
+backend_executors!(InstrumentedConnection, |this| (&mut *this.conn));

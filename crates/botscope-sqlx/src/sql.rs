@@ -1,0 +1,596 @@
+//! Operation and table of a SQL statement, read by a small lexer.
+//!
+//! [`classify`] reads the first statement of a SQL text and returns its operation (a closed,
+//! lowercase vocabulary) and the table it works on. It skips comments (`-- …`, `/* … */`,
+//! nested or not), string literals (`'…'` with `''` and backslash escapes, PostgreSQL
+//! `$tag$…$tag$`), numbers and bind parameters, and strips the quotes of quoted identifiers
+//! (`"…"`, `` `…` ``, `[…]`). Literals never become a label: a table is always an identifier
+//! that follows a keyword such as `FROM`, `INTO`, `UPDATE` or `TABLE`.
+//!
+//! ```
+//! use botscope_sqlx::sql::classify;
+//!
+//! let s = classify("/* report */ SELECT name FROM public.users WHERE note = 'FROM secrets'");
+//! assert_eq!((s.operation(), s.table()), ("select", Some("public.users")));
+//!
+//! let s = classify("WITH recent AS (SELECT * FROM events) DELETE FROM \"Sessions\" WHERE id IN (SELECT id FROM recent)");
+//! assert_eq!((s.operation(), s.table()), ("delete", Some("Sessions")));
+//!
+//! assert_eq!(classify("VACUUM").operation(), "other");
+//! ```
+//!
+//! # Operation vocabulary
+//!
+//! `select`, `insert` (also `REPLACE INTO`), `update`, `delete`, `merge`, `begin` (also `START
+//! TRANSACTION`), `commit` (also `END`), `rollback`, `savepoint`, `release`, `create`, `alter`,
+//! `drop`, `truncate`, `pragma`, `set`, `show`, `explain`, `call`, and `other` for anything else.
+//!
+//! # Table
+//!
+//! The table read by `SELECT … FROM` (the first `FROM` of the outermost query), written by
+//! `INSERT INTO`, `UPDATE`, `DELETE FROM`, `MERGE INTO`, or named by `CREATE`/`ALTER`/`DROP`/
+//! `TRUNCATE TABLE` and `CREATE INDEX … ON`. Schema-qualified names keep their schema
+//! (`public.users`); unquoted names are lowercased, quoted names keep their case. Statements
+//! without a table (`SELECT 1`, `BEGIN`, `PRAGMA …`) have none. Names longer than
+//! [`MAX_TABLE_LEN`] bytes count as none.
+
+/// The longest table name kept, in bytes; longer names are dropped.
+pub const MAX_TABLE_LEN: usize = 64;
+
+/// The operation of a statement the lexer does not recognise.
+pub const OTHER: &str = "other";
+
+/// What [`classify`] read from a statement. See the [module docs](self).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Classified {
+    operation: &'static str,
+    table: Option<String>,
+}
+
+impl Classified {
+    /// The lowercase operation, from the documented vocabulary.
+    pub fn operation(&self) -> &'static str {
+        self.operation
+    }
+
+    /// The table, if the statement names one.
+    pub fn table(&self) -> Option<&str> {
+        self.table.as_deref()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Token<'a> {
+    /// An unquoted identifier or keyword.
+    Word(&'a str),
+    /// A quoted identifier, quotes removed.
+    Quoted(&'a str),
+    /// A string, number or parameter: never read.
+    Literal,
+    Symbol(char),
+}
+
+struct Lexer<'a> {
+    src: &'a str,
+    pos: usize,
+}
+
+impl<'a> Lexer<'a> {
+    fn new(src: &'a str) -> Self {
+        Self { src, pos: 0 }
+    }
+
+    fn rest(&self) -> &'a str {
+        &self.src[self.pos..]
+    }
+
+    fn peek(&self) -> Option<char> {
+        self.rest().chars().next()
+    }
+
+    fn bump(&mut self) -> Option<char> {
+        let c = self.peek()?;
+        self.pos += c.len_utf8();
+        Some(c)
+    }
+
+    fn skip_trivia(&mut self) {
+        loop {
+            let rest = self.rest();
+            if rest.starts_with("--") {
+                self.pos += rest.find('\n').unwrap_or(rest.len());
+            } else if rest.starts_with("/*") {
+                self.pos += 2;
+                let mut depth = 1usize;
+                while depth > 0 {
+                    let rest = self.rest();
+                    if rest.is_empty() {
+                        break;
+                    } else if rest.starts_with("*/") {
+                        depth -= 1;
+                        self.pos += 2;
+                    } else if rest.starts_with("/*") {
+                        depth += 1;
+                        self.pos += 2;
+                    } else {
+                        self.bump();
+                    }
+                }
+            } else if self.peek().is_some_and(char::is_whitespace) {
+                self.bump();
+            } else {
+                return;
+            }
+        }
+    }
+
+    /// Skips a quoted run that started with `quote` (already consumed), honouring a doubled
+    /// quote and, when `backslash`, backslash escapes. Returns the content.
+    fn quoted(&mut self, quote: char, backslash: bool) -> &'a str {
+        let start = self.pos;
+        loop {
+            match self.bump() {
+                None => return &self.src[start..],
+                Some('\\') if backslash => {
+                    self.bump();
+                }
+                Some(c) if c == quote => {
+                    if self.peek() == Some(quote) {
+                        self.bump();
+                    } else {
+                        return &self.src[start..self.pos - quote.len_utf8()];
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
+    /// PostgreSQL dollar quoting: `$$…$$` or `$tag$…$tag$`. Returns false (and consumes nothing)
+    /// when the `$` at the cursor does not open one.
+    fn dollar_quoted(&mut self) -> bool {
+        let rest = self.rest();
+        let Some(body) = rest.strip_prefix('$') else {
+            return false;
+        };
+        let tag_len = body
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(body.len());
+        let tag = &body[..tag_len];
+        if !body[tag_len..].starts_with('$') || tag.starts_with(|c: char| c.is_ascii_digit()) {
+            return false;
+        }
+        let open = tag_len + 2;
+        let delimiter = &rest[..open];
+        match rest[open..].find(delimiter) {
+            Some(end) => self.pos += open + end + open,
+            None => self.pos = self.src.len(),
+        }
+        true
+    }
+
+    fn next_token(&mut self) -> Option<Token<'a>> {
+        self.skip_trivia();
+        let c = self.peek()?;
+        let start = self.pos;
+        match c {
+            '\'' => {
+                self.bump();
+                self.quoted('\'', true);
+                Some(Token::Literal)
+            }
+            '"' | '`' => {
+                self.bump();
+                Some(Token::Quoted(self.quoted(c, false)))
+            }
+            '[' => {
+                self.bump();
+                Some(Token::Quoted(self.quoted(']', false)))
+            }
+            '$' if self.dollar_quoted() => Some(Token::Literal),
+            c if c.is_ascii_digit()
+                || c == '$'
+                || c == '?'
+                || c == ':'
+                    && self.rest()[1..].starts_with(|n: char| n.is_ascii_alphanumeric()) =>
+            {
+                self.bump();
+                while self
+                    .peek()
+                    .is_some_and(|n| n.is_ascii_alphanumeric() || n == '_' || n == '.')
+                {
+                    self.bump();
+                }
+                Some(Token::Literal)
+            }
+            c if c.is_alphabetic() || c == '_' => {
+                // E'…', B'…', X'…', N'…' and U&'…' are string literals with a prefix.
+                self.bump();
+                while self
+                    .peek()
+                    .is_some_and(|n| n.is_alphanumeric() || n == '_' || n == '$')
+                {
+                    self.bump();
+                }
+                let word = &self.src[start..self.pos];
+                if self.peek() == Some('\'') && word.len() <= 2 {
+                    self.bump();
+                    self.quoted('\'', true);
+                    return Some(Token::Literal);
+                }
+                Some(Token::Word(word))
+            }
+            c => {
+                self.bump();
+                Some(Token::Symbol(c))
+            }
+        }
+    }
+}
+
+/// The tokens of the first statement, at most `LIMIT` of them.
+fn tokens(sql: &str) -> Vec<Token<'_>> {
+    const LIMIT: usize = 4_096;
+    let mut lexer = Lexer::new(sql);
+    let mut out = Vec::new();
+    while let Some(token) = lexer.next_token() {
+        if token == Token::Symbol(';') || out.len() == LIMIT {
+            break;
+        }
+        out.push(token);
+    }
+    out
+}
+
+fn is_kw(token: Option<&Token<'_>>, kw: &str) -> bool {
+    matches!(token, Some(Token::Word(w)) if w.eq_ignore_ascii_case(kw))
+}
+
+struct Parser<'t, 'a> {
+    tokens: &'t [Token<'a>],
+    pos: usize,
+}
+
+impl<'a> Parser<'_, 'a> {
+    fn peek(&self) -> Option<&Token<'a>> {
+        self.tokens.get(self.pos)
+    }
+
+    fn at(&self, kw: &str) -> bool {
+        is_kw(self.peek(), kw)
+    }
+
+    fn eat(&mut self, kw: &str) -> bool {
+        let hit = self.at(kw);
+        if hit {
+            self.pos += 1;
+        }
+        hit
+    }
+
+    fn eat_all(&mut self, kws: &[&str]) {
+        while kws.iter().any(|kw| self.at(kw)) {
+            self.pos += 1;
+        }
+    }
+
+    /// `IF [NOT] EXISTS`.
+    fn eat_if_exists(&mut self) {
+        if self.at("if") {
+            self.pos += 1;
+            self.eat("not");
+            self.eat("exists");
+        }
+    }
+
+    /// A possibly schema-qualified name at the cursor.
+    fn name(&mut self) -> Option<String> {
+        let mut parts = Vec::new();
+        loop {
+            let part = match self.peek()? {
+                Token::Word(w) => w.to_ascii_lowercase(),
+                Token::Quoted(q) => (*q).to_owned(),
+                _ => break,
+            };
+            parts.push(part);
+            self.pos += 1;
+            if self.peek() == Some(&Token::Symbol('.')) {
+                self.pos += 1;
+            } else {
+                break;
+            }
+        }
+        if parts.is_empty() {
+            return None;
+        }
+        let name = parts.join(".");
+        let valid = !name.is_empty()
+            && name.len() <= MAX_TABLE_LEN
+            && name
+                .chars()
+                .all(|c| c.is_alphanumeric() || matches!(c, '_' | '$' | '.' | '-' | ' '));
+        valid.then_some(name)
+    }
+
+    /// Moves to the first `kw` at parenthesis depth zero; false if there is none.
+    fn seek_top(&mut self, kws: &[&str]) -> bool {
+        let mut depth = 0usize;
+        while let Some(token) = self.peek() {
+            match token {
+                Token::Symbol('(') => depth += 1,
+                Token::Symbol(')') => depth = depth.saturating_sub(1),
+                Token::Word(_) if depth == 0 && kws.iter().any(|kw| self.at(kw)) => return true,
+                _ => {}
+            }
+            self.pos += 1;
+        }
+        false
+    }
+
+    fn statement(&mut self) -> Classified {
+        while self.peek() == Some(&Token::Symbol('(')) {
+            self.pos += 1;
+        }
+        let Some(Token::Word(first)) = self.peek() else {
+            return classified(OTHER, None);
+        };
+        let first = first.to_ascii_lowercase();
+        self.pos += 1;
+        match first.as_str() {
+            "with" => {
+                self.eat("recursive");
+                if self.seek_top(&["select", "insert", "update", "delete", "merge", "replace"]) {
+                    self.statement()
+                } else {
+                    classified(OTHER, None)
+                }
+            }
+            "select" | "values" | "table" => {
+                let start = self.pos;
+                let mut table = None;
+                if self.seek_top(&["from"]) {
+                    self.pos += 1;
+                    table = self.name();
+                } else {
+                    // No FROM at the top level: take the first one inside.
+                    self.pos = start;
+                    while let Some(token) = self.peek() {
+                        if is_kw(Some(token), "from") {
+                            self.pos += 1;
+                            table = self.name();
+                            break;
+                        }
+                        self.pos += 1;
+                    }
+                }
+                classified("select", table)
+            }
+            "insert" | "replace" => {
+                self.eat_all(&[
+                    "or",
+                    "replace",
+                    "ignore",
+                    "abort",
+                    "fail",
+                    "rollback",
+                    "low_priority",
+                    "delayed",
+                    "high_priority",
+                ]);
+                self.eat("into");
+                classified("insert", self.name())
+            }
+            "update" => {
+                self.eat_all(&[
+                    "or",
+                    "replace",
+                    "ignore",
+                    "abort",
+                    "fail",
+                    "rollback",
+                    "low_priority",
+                    "only",
+                ]);
+                classified("update", self.name())
+            }
+            "delete" => {
+                if self.seek_top(&["from"]) {
+                    self.pos += 1;
+                    self.eat("only");
+                    classified("delete", self.name())
+                } else {
+                    classified("delete", None)
+                }
+            }
+            "merge" => {
+                self.eat("into");
+                classified("merge", self.name())
+            }
+            "begin" | "start" => classified("begin", None),
+            "commit" | "end" => classified("commit", None),
+            "rollback" | "abort" => classified("rollback", None),
+            "savepoint" => classified("savepoint", None),
+            "release" => classified("release", None),
+            "create" | "alter" | "drop" => {
+                let operation = match first.as_str() {
+                    "create" => "create",
+                    "alter" => "alter",
+                    _ => "drop",
+                };
+                self.eat_all(&[
+                    "or",
+                    "replace",
+                    "temporary",
+                    "temp",
+                    "unlogged",
+                    "global",
+                    "local",
+                    "unique",
+                    "virtual",
+                ]);
+                if self.eat("table") {
+                    self.eat_if_exists();
+                    self.eat("only");
+                    classified(operation, self.name())
+                } else if self.eat("index") && operation == "create" {
+                    if self.seek_top(&["on"]) {
+                        self.pos += 1;
+                        self.eat("only");
+                        classified(operation, self.name())
+                    } else {
+                        classified(operation, None)
+                    }
+                } else {
+                    classified(operation, None)
+                }
+            }
+            "truncate" => {
+                self.eat("table");
+                self.eat("only");
+                classified("truncate", self.name())
+            }
+            "pragma" => classified("pragma", None),
+            "set" => classified("set", None),
+            "show" => classified("show", None),
+            "explain" | "describe" | "desc" => classified("explain", None),
+            "call" => classified("call", None),
+            _ => classified(OTHER, None),
+        }
+    }
+}
+
+fn classified(operation: &'static str, table: Option<String>) -> Classified {
+    Classified { operation, table }
+}
+
+/// Reads the operation and table of the first statement of `sql`. See the [module
+/// docs](self).
+pub fn classify(sql: &str) -> Classified {
+    let tokens = tokens(sql);
+    Parser {
+        tokens: &tokens,
+        pos: 0,
+    }
+    .statement()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(sql: &str) -> (&'static str, Option<String>) {
+        let s = classify(sql);
+        (s.operation, s.table)
+    }
+
+    fn t(op: &'static str, table: &str) -> (&'static str, Option<String>) {
+        (op, Some(table.to_owned()))
+    }
+
+    #[test]
+    fn dml() {
+        assert_eq!(c("SELECT 1"), ("select", None));
+        assert_eq!(
+            c("select id from Users where id = $1"),
+            t("select", "users")
+        );
+        assert_eq!(
+            c("SELECT count(*) FROM (SELECT * FROM a) sub"),
+            ("select", None)
+        );
+        assert_eq!(
+            c("SELECT (SELECT max(x) FROM a) AS m FROM b"),
+            t("select", "b")
+        );
+        assert_eq!(c("SELECT EXISTS(SELECT 1 FROM a)"), t("select", "a"));
+        assert_eq!(
+            c("INSERT INTO guilds (id) VALUES (?)"),
+            t("insert", "guilds")
+        );
+        assert_eq!(
+            c("INSERT OR IGNORE INTO guilds VALUES (1)"),
+            t("insert", "guilds")
+        );
+        assert_eq!(c("REPLACE INTO guilds VALUES (1)"), t("insert", "guilds"));
+        assert_eq!(c("UPDATE ONLY \"Guilds\" SET a = 1"), t("update", "Guilds"));
+        assert_eq!(
+            c("DELETE FROM `app`.`users` WHERE 1"),
+            t("delete", "app.users")
+        );
+        assert_eq!(
+            c("delete t1 from t1 join t2 on t1.a = t2.a"),
+            t("delete", "t1")
+        );
+        assert_eq!(
+            c("(SELECT a FROM x) UNION (SELECT a FROM y)"),
+            t("select", "x")
+        );
+    }
+
+    #[test]
+    fn with_takes_the_main_statement() {
+        assert_eq!(
+            c(
+                "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 5) INSERT INTO n SELECT x FROM c"
+            ),
+            t("insert", "n")
+        );
+        assert_eq!(
+            c("with a as (delete from q returning *) select * from a"),
+            t("select", "a")
+        );
+    }
+
+    #[test]
+    fn comments_literals_and_quotes() {
+        assert_eq!(
+            c("-- FROM nope\n/* FROM /* nested */ nope */ SELECT * FROM yes"),
+            t("select", "yes")
+        );
+        assert_eq!(c("SELECT 'FROM secret' AS x"), ("select", None));
+        assert_eq!(
+            c("SELECT E'\\' FROM secret' FROM real"),
+            t("select", "real")
+        );
+        assert_eq!(
+            c("SELECT $tag$ FROM secret $tag$ FROM real"),
+            t("select", "real")
+        );
+        assert_eq!(
+            c("SELECT $$ FROM secret $$, $1 FROM real"),
+            t("select", "real")
+        );
+        assert_eq!(c("SELECT 'it''s' FROM [my table]"), t("select", "my table"));
+        assert_eq!(c("SELECT * FROM 'literal'"), ("select", None));
+    }
+
+    #[test]
+    fn transactions_ddl_and_others() {
+        assert_eq!(c("BEGIN"), ("begin", None));
+        assert_eq!(c("START TRANSACTION"), ("begin", None));
+        assert_eq!(c("COMMIT"), ("commit", None));
+        assert_eq!(c("ROLLBACK TO SAVEPOINT s1"), ("rollback", None));
+        assert_eq!(c("SAVEPOINT s1"), ("savepoint", None));
+        assert_eq!(c("RELEASE SAVEPOINT s1"), ("release", None));
+        assert_eq!(
+            c("CREATE TABLE IF NOT EXISTS s.t (id INT)"),
+            t("create", "s.t")
+        );
+        assert_eq!(c("CREATE UNIQUE INDEX i ON t (a)"), t("create", "t"));
+        assert_eq!(c("DROP TABLE IF EXISTS t"), t("drop", "t"));
+        assert_eq!(c("ALTER TABLE t ADD COLUMN b INT"), t("alter", "t"));
+        assert_eq!(c("TRUNCATE TABLE t"), t("truncate", "t"));
+        assert_eq!(c("CREATE VIEW v AS SELECT 1"), ("create", None));
+        assert_eq!(c("PRAGMA foreign_keys = ON"), ("pragma", None));
+        assert_eq!(c("VACUUM"), ("other", None));
+        assert_eq!(c(""), ("other", None));
+        assert_eq!(c("'just a string'"), ("other", None));
+        assert_eq!(c("SELECT 1; DROP TABLE t"), ("select", None));
+    }
+
+    #[test]
+    fn overlong_names_are_dropped() {
+        let sql = format!("SELECT * FROM {}", "a".repeat(MAX_TABLE_LEN + 1));
+        assert_eq!(c(&sql), ("select", None));
+    }
+}
