@@ -605,7 +605,9 @@ fn guild_json(id: u64) -> Value {
     })
 }
 
-fn message_json(id: u64, channel_id: u64, content: &str) -> Value {
+/// The JSON of a MESSAGE_CREATE (or a REST message) that twilight-model accepts; add `guild_id`
+/// for a guild message.
+pub fn message_json(id: u64, channel_id: u64, content: &str) -> Value {
     json!({
         "id": id.to_string(),
         "channel_id": channel_id.to_string(),

@@ -1,0 +1,351 @@
+//! The disruptor demo bot: every botscope crate wired the way a bot author would.
+//!
+//! ```sh
+//! cargo run --example disruptor          # embedded fake Discord + SQLite
+//! curl -s 127.0.0.1:9464/metrics
+//! ```
+//!
+//! Without `DISCORD_TOKEN` it runs against botscope-testkit's fake Discord on loopback (REST
+//! and two gateway shards with a steady stream of events) and an in-memory SQLite database.
+//! With `DISCORD_TOKEN` it talks to real Discord, and to PostgreSQL when `DATABASE_URL` says
+//! so. Other settings: `BOTSCOPE_LISTEN` (default 127.0.0.1:9464), `DISRUPTOR_SHARDS` (the
+//! shard ids this process runs, e.g. `0-0`; default all) and `DISRUPTOR_SHARD_TOTAL`
+//! (default 2), so several processes can split one bot's shards.
+
+mod db;
+mod sim;
+
+use std::ops::Range;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use botscope::gateway::lavalink::LavalinkTap;
+use botscope::gateway::{GatewayTap, VoiceMetrics};
+use botscope::http::DiscordProxy;
+use botscope::jobs::{Job, SchedulerRegistry, cron};
+use botscope::{DEFAULT_LISTEN, Telemetry};
+use botscope_testkit::Scrape;
+use db::Db;
+use sim::Sim;
+use tokio_cron_scheduler::JobScheduler;
+use twilight_gateway::{
+    ConfigBuilder, Event, EventTypeFlags, Intents, Shard, ShardId, StreamExt as _,
+};
+use twilight_model::id::Id;
+
+// jemalloc as the allocator, so `disruptor_system_memory_bytes{type="heap_inuse"}` (feature
+// `jemalloc`) describes the heap the bot really uses.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// Everything the bot's handlers and jobs share.
+struct Bot {
+    http: twilight_http::Client,
+    db: Db,
+    voice: VoiceMetrics,
+    lavalink: LavalinkTap,
+    /// The embedded fake, when there is no token.
+    sim: Option<Arc<Sim>>,
+    /// Guilds whose voice channel the bot is in.
+    in_voice: Mutex<Vec<u64>>,
+}
+
+struct Settings {
+    token: Option<String>,
+    database_url: Option<String>,
+    listen: String,
+    shards: Range<u32>,
+    total: u32,
+}
+
+impl Settings {
+    fn from_env() -> Result<Self, String> {
+        let var = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
+        let total = match var("DISRUPTOR_SHARD_TOTAL") {
+            Some(total) => total.parse::<u32>().ok().filter(|t| *t > 0).ok_or(format!(
+                "DISRUPTOR_SHARD_TOTAL={total:?} is not a positive number"
+            ))?,
+            None => 2,
+        };
+        let shards = match var("DISRUPTOR_SHARDS") {
+            Some(range) => {
+                let parsed = range.split_once('-').and_then(|(a, b)| {
+                    Some((a.trim().parse::<u32>().ok()?, b.trim().parse::<u32>().ok()?))
+                });
+                match parsed {
+                    Some((first, last)) if first <= last && last < total => first..last + 1,
+                    _ => {
+                        return Err(format!(
+                            "DISRUPTOR_SHARDS={range:?}: expected FIRST-LAST below {total}"
+                        ));
+                    }
+                }
+            }
+            None => 0..total,
+        };
+        Ok(Self {
+            token: var("DISCORD_TOKEN"),
+            database_url: var("DATABASE_URL"),
+            listen: var("BOTSCOPE_LISTEN").unwrap_or_else(|| DEFAULT_LISTEN.to_string()),
+            shards,
+            total,
+        })
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("disruptor: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    // twilight's HTTP and gateway clients build rustls configs: they need a crypto provider.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let settings = Settings::from_env()?;
+
+    let telemetry = Telemetry::builder()
+        .namespace("disruptor")
+        .service_name("disruptor")
+        .listen(settings.listen.as_str())
+        .install()?;
+
+    let sim = match settings.token {
+        Some(_) => None,
+        None => Some(Arc::new(
+            Sim::start(settings.shards.clone(), settings.total).await?,
+        )),
+    };
+    let token = settings
+        .token
+        .clone()
+        .unwrap_or_else(|| "fake-token-for-the-demo".to_owned());
+
+    // twilight-http, pointed at the loopback proxy that measures and ratelimits its requests
+    let mut proxy = DiscordProxy::builder();
+    if let Some(sim) = &sim {
+        proxy = proxy.upstream(sim.rest.url());
+    }
+    let proxy = proxy.spawn().await?;
+    let http = proxy
+        .configure(twilight_http::Client::builder().token(token.clone()))
+        .build();
+    let me = http.current_user().await?.model().await?;
+
+    let db = Db::connect(settings.database_url.as_deref()).await?;
+    let tap = GatewayTap::new();
+    let bot = Arc::new(Bot {
+        http,
+        db,
+        voice: tap.voice(),
+        lavalink: LavalinkTap::builder().node("main").build(),
+        sim: sim.clone(),
+        in_voice: Mutex::new(Vec::new()),
+    });
+
+    for id in settings.shards.clone() {
+        let mut config = ConfigBuilder::new(
+            token.clone(),
+            Intents::GUILDS | Intents::GUILD_MESSAGES | Intents::GUILD_VOICE_STATES,
+        );
+        if let Some(sim) = &sim {
+            config = config.proxy_url(sim.gateway.url());
+        }
+        let shard = Shard::with_config(ShardId::new(id, settings.total), config.build());
+        tokio::spawn(run_shard(shard, tap.clone(), Arc::clone(&bot)));
+    }
+
+    // scheduled jobs, decorated and registered
+    let registry = SchedulerRegistry::new();
+    let scheduler = JobScheduler::new().await?;
+    let joiner = Arc::clone(&bot);
+    let join = Job::new("random_voice_join", move || {
+        random_voice_join(Arc::clone(&joiner))
+    })?;
+    cron::add_cron_job(&scheduler, &registry, "*/3 * * * * *", join).await?;
+    let cleaner = Arc::clone(&bot);
+    let cleanup = Job::new("audio_cleanup", move || audio_cleanup(Arc::clone(&cleaner)))?;
+    cron::add_cron_job(&scheduler, &registry, "*/5 * * * * *", cleanup).await?;
+    scheduler.start().await?;
+
+    let traffic = sim
+        .clone()
+        .map(|sim| tokio::spawn(async move { sim.run_traffic().await }));
+
+    if let Some(addr) = telemetry.local_addr() {
+        println!(
+            "disruptor: bot {} ({}), metrics on http://{addr}/metrics",
+            me.name, me.id
+        );
+    }
+    let mut summary = tokio::time::interval(Duration::from_secs(10));
+    summary.tick().await;
+    loop {
+        tokio::select! {
+            _ = summary.tick() => println!("{}", summarize(&Scrape::parse(&telemetry.render()))),
+            signal = tokio::signal::ctrl_c() => {
+                signal?;
+                break;
+            }
+        }
+    }
+    if let Some(traffic) = traffic {
+        traffic.abort();
+    }
+    let mut scheduler = scheduler;
+    let _ = scheduler.shutdown().await;
+    proxy.shutdown().await;
+    telemetry.shutdown().await;
+    Ok(())
+}
+
+/// One line of totals, read from the exposition as Prometheus would see it.
+fn summarize(scrape: &Scrape) -> String {
+    let total = |name: &str| scrape.value(name, &[]).unwrap_or(0.0);
+    format!(
+        "disruptor: requests={} events={} queries={} jobs={}",
+        total("disruptor_discord_api_requests_total"),
+        total("disruptor_gateway_events_total"),
+        total("disruptor_database_queries_total"),
+        total("disruptor_scheduler_jobs_total"),
+    )
+}
+
+/// One shard's event loop: the tap sees every item first, then the bot handles it.
+async fn run_shard(mut shard: Shard, tap: GatewayTap, bot: Arc<Bot>) {
+    while let Some(item) = shard.next_event(EventTypeFlags::all()).await {
+        tap.observe(&shard, &item);
+        let Ok(event) = item else { continue };
+        let bot = Arc::clone(&bot);
+        match event {
+            Event::GuildCreate(guild) => {
+                if let twilight_model::gateway::payload::incoming::GuildCreate::Available(guild) =
+                    *guild
+                {
+                    tokio::spawn(async move {
+                        let _ = bot
+                            .db
+                            .upsert_guild(guild.id.get(), &guild.name, unix_now())
+                            .await;
+                    });
+                }
+            }
+            Event::GuildDelete(guild) if guild.unavailable != Some(true) => {
+                tokio::spawn(async move {
+                    let _ = bot.db.forget_guild(guild.id.get()).await;
+                });
+            }
+            Event::MessageCreate(message) => {
+                tokio::spawn(async move { handle_message(&bot, &message).await });
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Commands: `!ping`, `!settings`. Errors are the metrics' business: the bot moves on.
+async fn handle_message(bot: &Bot, message: &twilight_model::channel::Message) {
+    let Some(guild_id) = message.guild_id else {
+        return;
+    };
+    let reply = match message.content.as_str() {
+        "!ping" => "pong".to_owned(),
+        "!settings" => match bot.db.settings(guild_id.get()).await {
+            Ok(Some((prefix, name))) => format!("{name}: prefix {prefix}"),
+            Ok(None) => "no settings yet".to_owned(),
+            Err(_) => "settings are unavailable".to_owned(),
+        },
+        _ => return,
+    };
+    // a replayed message is rejected by the log's unique key: counted, and answered once only
+    if bot
+        .db
+        .log_command(message.id.get(), guild_id.get(), &message.content)
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let _ = bot
+        .http
+        .create_message(message.channel_id)
+        .content(&reply)
+        .await;
+}
+
+/// Joins the voice channel of a random guild (the Go bot's `random_voice_join`).
+async fn random_voice_join(bot: Arc<Bot>) -> Result<(), String> {
+    let guild = bot.db.random_guild().await.map_err(|e| e.to_string())?;
+    let Some(guild) = guild else { return Ok(()) };
+    let attempt = bot.voice.attempt(Id::new(guild));
+    let Some(sim) = &bot.sim else {
+        // Joining for real needs a Lavalink node and a voice channel id: not configured.
+        attempt.failed();
+        return Err("voice needs a Lavalink node".to_owned());
+    };
+    // One join in six fails, as voice servers do.
+    tokio::time::sleep(Duration::from_millis(20 + pseudo_random() % 200)).await;
+    if pseudo_random() % 6 == 0 {
+        attempt.failed();
+        return Err(format!("voice server for guild {guild} did not answer"));
+    }
+    sim.voice_state(guild, true);
+    attempt.succeeded();
+    bot.in_voice.lock().map_err(|_| "poisoned")?.push(guild);
+    let kind = match pseudo_random() % 10 {
+        0 => "TrackExceptionEvent",
+        1 => "TrackStuckEvent",
+        _ => "TrackStartEvent",
+    };
+    if let Some(event) = sim::track_event(kind, guild) {
+        bot.lavalink.observe(&event);
+    }
+    Ok(())
+}
+
+/// Leaves every voice channel and cleans up its player, timed per guild.
+async fn audio_cleanup(bot: Arc<Bot>) {
+    let guilds: Vec<u64> = bot
+        .in_voice
+        .lock()
+        .map(|mut g| std::mem::take(&mut *g))
+        .unwrap_or_default();
+    for guild in &guilds {
+        bot.voice
+            .time("cleanup", Id::new(*guild), async {
+                tokio::time::sleep(Duration::from_millis(5 + pseudo_random() % 50)).await;
+                if let Some(sim) = &bot.sim {
+                    sim.voice_state(*guild, false);
+                    if let Some(event) = sim::track_event("TrackEndEvent", *guild) {
+                        bot.lavalink.observe(&event);
+                    }
+                }
+            })
+            .await;
+    }
+    if bot.sim.is_some()
+        && let Some(stats) = sim::node_stats(guilds.len() as u64 + 1, guilds.len() as u64)
+    {
+        bot.lavalink.observe(&stats);
+    }
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Good enough for a demo's dice: the clock's nanoseconds, stirred.
+fn pseudo_random() -> u64 {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    u64::from(nanos).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32
+}
