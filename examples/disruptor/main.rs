@@ -291,7 +291,7 @@ async fn random_voice_join(bot: Arc<Bot>) -> Result<(), String> {
     };
     // One join in six fails, as voice servers do.
     tokio::time::sleep(Duration::from_millis(20 + pseudo_random() % 200)).await;
-    if pseudo_random() % 6 == 0 {
+    if pseudo_random().is_multiple_of(6) {
         attempt.failed();
         return Err(format!("voice server for guild {guild} did not answer"));
     }

@@ -68,9 +68,17 @@ impl Prometheus {
             }
         }
         config.push_str("scrape_configs:\n");
-        for (job, target) in targets {
+        let mut jobs: Vec<&str> = targets.iter().map(|(job, _)| *job).collect();
+        jobs.dedup();
+        for job in jobs {
+            let addrs: Vec<String> = targets
+                .iter()
+                .filter(|(j, _)| *j == job)
+                .map(|(_, addr)| format!("\"{addr}\""))
+                .collect();
             config.push_str(&format!(
-                "  - job_name: {job:?}\n    static_configs:\n      - targets: [\"{target}\"]\n"
+                "  - job_name: {job:?}\n    static_configs:\n      - targets: [{}]\n",
+                addrs.join(", ")
             ));
         }
         let config_path = dir.path.join("prometheus.yml");
@@ -89,13 +97,16 @@ impl Prometheus {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start prometheus");
-        let server = Self {
+        let mut server = Self {
             child,
             addr,
             _dir: dir,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("prometheus exited at start-up ({status}); its log is above");
+            }
             if let Ok(reply) = client::get(addr, "/-/ready").await
                 && reply.status == 200
             {
@@ -197,4 +208,28 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.path);
     }
+}
+
+/// Lints exposition text with `promtool check metrics`, through `.ci/promtool-check-metrics`
+/// so that only the findings of `examples/prometheus/promtool-allowed-lints.txt` pass.
+pub fn check_metrics(scrape: &str) {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.ci/promtool-check-metrics");
+    let mut check = Command::new("bash")
+        .arg(script)
+        .arg(promtool())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run promtool");
+    let mut stdin = check.stdin.take().expect("stdin");
+    std::io::Write::write_all(&mut stdin, scrape.as_bytes()).expect("write the scrape");
+    drop(stdin);
+    let output = check.wait_with_output().expect("promtool ends");
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
