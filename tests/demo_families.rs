@@ -1,0 +1,126 @@
+//! `cargo run --example disruptor`, then a scrape: every metric family of SPEC section 3 is
+//! live within 15 seconds.
+
+use std::time::{Duration, Instant};
+
+use botscope_testkit::{Scrape, client};
+use botscope_tests::demo::Demo;
+
+/// Every family of the catalogue as the demo (namespace `disruptor`, feature `jemalloc`)
+/// exposes it, by the sample name a histogram or counter shows.
+const FAMILIES: [&str; 43] = [
+    "disruptor_scheduler_job_duration_seconds_bucket",
+    "disruptor_scheduler_jobs_total",
+    "disruptor_scheduler_active_jobs",
+    "disruptor_scheduler_queue_depth",
+    "disruptor_voice_connection_attempts_total",
+    "disruptor_voice_connections_active",
+    "disruptor_audio_track_events_total",
+    "disruptor_audio_processing_duration_seconds_bucket",
+    "disruptor_discord_api_requests_total",
+    "disruptor_discord_api_request_duration_seconds_bucket",
+    "disruptor_discord_guild_count",
+    "disruptor_system_memory_bytes",
+    "disruptor_database_query_duration_seconds_bucket",
+    "disruptor_database_queries_total",
+    "disruptor_database_errors_total",
+    "disruptor_system_tasks",
+    "disruptor_discord_api_requests_in_flight",
+    "disruptor_discord_api_ratelimited_total",
+    "disruptor_discord_api_ratelimit_wait_seconds_bucket",
+    "disruptor_discord_api_invalid_requests",
+    "disruptor_gateway_events_total",
+    "disruptor_gateway_latency_seconds_bucket",
+    "disruptor_gateway_shard_status",
+    "disruptor_gateway_reconnects_total",
+    "disruptor_gateway_close_codes_total",
+    "disruptor_discord_unavailable_guilds",
+    "disruptor_scheduler_last_success_timestamp_seconds",
+    "disruptor_scheduler_job_lag_seconds_bucket",
+    "disruptor_database_connections",
+    "disruptor_database_connections_max",
+    "disruptor_database_connection_acquire_duration_seconds_bucket",
+    "disruptor_lavalink_players",
+    "disruptor_lavalink_playing_players",
+    "disruptor_runtime_workers",
+    "disruptor_runtime_global_queue_depth",
+    "process_cpu_seconds_total",
+    "process_resident_memory_bytes",
+    "process_open_fds",
+    "process_max_fds",
+    "process_start_time_seconds",
+    "process_threads",
+    "process_virtual_memory_bytes",
+    "target_info",
+];
+
+#[tokio::test]
+#[ignore = "needs the built demo: run by .ci/run"]
+async fn every_family_is_live_within_15_seconds() {
+    let started = Instant::now();
+    let demo = Demo::start(0, 1, 2).await;
+    let mut missing: Vec<&str> = FAMILIES.to_vec();
+    while !missing.is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "not live after 15 s: {missing:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let text = client::get(demo.metrics_addr(), "/metrics")
+            .await
+            .expect("scrape")
+            .text();
+        let scrape = Scrape::parse(&text);
+        missing.retain(|family| !scrape.has(family));
+    }
+    // The seed labels, by name, on the live series.
+    let text = client::get(demo.metrics_addr(), "/metrics")
+        .await
+        .expect("scrape")
+        .text();
+    let scrape = Scrape::parse(&text);
+    for (family, labels) in [
+        (
+            "disruptor_discord_api_requests_total",
+            &["endpoint", "method", "status_code"][..],
+        ),
+        (
+            "disruptor_database_errors_total",
+            &["db", "operation", "table", "error_type"],
+        ),
+        (
+            "disruptor_scheduler_jobs_total",
+            &["handler_type", "status"],
+        ),
+        (
+            "disruptor_audio_track_events_total",
+            &["event_type", "guild_id"],
+        ),
+        (
+            "disruptor_voice_connection_attempts_total",
+            &["guild_id", "status"],
+        ),
+    ] {
+        let sample = scrape.series(family).next().expect("live");
+        let names: Vec<&str> = sample.labels.keys().map(String::as_str).collect();
+        let mut expected = labels.to_vec();
+        expected.sort_unstable();
+        assert_eq!(names, expected, "{family}");
+    }
+    for kind in [
+        "heap_alloc",
+        "heap_inuse",
+        "heap_sys",
+        "heap_idle",
+        "heap_released",
+        "resident",
+        "virtual",
+    ] {
+        assert!(
+            scrape
+                .value("disruptor_system_memory_bytes", &[("type", kind)])
+                .is_some(),
+            "type={kind}"
+        );
+    }
+}
