@@ -5,10 +5,17 @@
 //! 401 unless `Authorization: Bearer <token>` matches (`/healthz` stays open for probes).
 //! Connections are bounded, headers must arrive within a timeout, and collection runs on the
 //! blocking pool under a timeout, so a slow or panicking metric callback never stalls the bot.
+//!
+//! A callback that panics does so while the OpenTelemetry SDK holds its locks, which stay
+//! poisoned: later collections would quietly lose series. So after the first panic every
+//! scrape answers 500 — the scrape fails loudly (`up` and Prometheus's scrape error show it)
+//! instead of serving a partial exposition — until the process restarts.
 
 use std::convert::Infallible;
 use std::io::Write;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -37,23 +44,47 @@ pub(crate) const COLLECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time open connections get to finish on shutdown.
 pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// Renders a registry to the text format.
+/// Renders a registry to the text format, remembering a collection that panicked.
 #[derive(Clone, Debug)]
 pub(crate) struct Exposition {
     registry: Registry,
+    broken: Arc<AtomicBool>,
 }
+
+/// Collection panicked, now or earlier: the exposition can no longer be trusted.
+#[derive(Debug)]
+pub(crate) struct CollectionFailed;
 
 impl Exposition {
     pub(crate) fn new(registry: Registry) -> Self {
-        Self { registry }
+        Self {
+            registry,
+            broken: Arc::new(AtomicBool::new(false)),
+        }
     }
 
-    pub(crate) fn render(&self) -> String {
-        let families = self.registry.gather();
-        // Encoding into a String only fails on a malformed family, which gather() never returns.
-        TextEncoder::new()
-            .encode_to_string(&families)
-            .unwrap_or_default()
+    /// The text exposition, or [`CollectionFailed`] if a metric callback panicked (now or in
+    /// an earlier collection). The panic never reaches the caller.
+    pub(crate) fn render(&self) -> Result<String, CollectionFailed> {
+        if self.broken.load(Ordering::Acquire) {
+            return Err(CollectionFailed);
+        }
+        let gathered = std::panic::catch_unwind(AssertUnwindSafe(|| self.registry.gather()));
+        match gathered {
+            // Encoding into a String only fails on a malformed family, which gather() never
+            // returns.
+            Ok(families) => Ok(TextEncoder::new()
+                .encode_to_string(&families)
+                .unwrap_or_default()),
+            Err(_) => {
+                if !self.broken.swap(true, Ordering::AcqRel) {
+                    tracing::error!(
+                        "a metric callback panicked during collection; /metrics answers 500 until the process restarts"
+                    );
+                }
+                Err(CollectionFailed)
+            }
+        }
     }
 }
 
@@ -158,11 +189,11 @@ pub(crate) async fn respond(
     )
     .await;
     let text = match collected {
-        Ok(Ok(text)) => text,
-        Ok(Err(_panicked)) => {
+        Ok(Ok(Ok(text))) => text,
+        Ok(Ok(Err(CollectionFailed)) | Err(_)) => {
             return plain(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "metrics collection failed\n",
+                "metrics collection failed: a metric callback panicked (see the log)\n",
             );
         }
         Err(_elapsed) => {

@@ -317,9 +317,11 @@ impl Telemetry {
     /// The text a scrape of `/metrics` returns right now.
     ///
     /// Runs every metric callback on the calling thread; call it off the async executor
-    /// when callbacks may be slow.
+    /// when callbacks may be slow. Never panics: if a metric callback panics (now or in an
+    /// earlier collection), the panic is logged and the text is empty — the same condition
+    /// makes `/metrics` answer 500.
     pub fn render(&self) -> String {
-        self.exposition.render()
+        self.exposition.render().unwrap_or_default()
     }
 
     /// Stops the server (open scrapes get a few seconds to finish) and shuts the meter

@@ -190,18 +190,29 @@ async fn gzip_body_decodes_to_the_same_text() {
 }
 
 #[tokio::test]
-async fn a_panicking_callback_fails_the_scrape_not_the_bot() {
+async fn a_panicking_callback_fails_every_later_scrape_loudly_not_the_bot() {
     let telemetry = install(Telemetry::builder().system_metrics(false));
+    let counter = telemetry.meter("bot").u64_counter("commands").build();
+    counter.add(1, &[]);
+    let addr = telemetry.local_addr().expect("serving");
+    assert_eq!(request(addr, "GET", "/metrics", &[]).await.status, 200);
+
     telemetry
         .meter("bot")
         .u64_observable_gauge("broken")
         .with_callback(|_| panic!("callback bug"))
         .build();
-    let addr = telemetry.local_addr().expect("serving");
-    let reply = request(addr, "GET", "/metrics", &[]).await;
-    assert_eq!(reply.status, 500);
-    // The server is still up and answers the next request.
+    let first = request(addr, "GET", "/metrics", &[]).await;
+    assert_eq!(first.status, 500);
+    assert!(first.text().contains("panicked"), "{}", first.text());
+    // The SDK's locks stay poisoned: a later scrape must not pass a partial exposition off as
+    // whole (it would read 200 with the bot's series missing).
+    let second = request(addr, "GET", "/metrics", &[]).await;
+    assert_eq!(second.status, 500);
+    // render() never panics into the bot, and the server still answers.
+    assert_eq!(telemetry.render(), "");
     assert_eq!(request(addr, "GET", "/healthz", &[]).await.status, 200);
+    counter.add(1, &[]);
 }
 
 #[tokio::test]
