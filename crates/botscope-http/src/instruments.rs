@@ -2,12 +2,12 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use botscope_core::LabelCap;
 use botscope_core::buckets::default_buckets;
-use opentelemetry::metrics::{Counter, Histogram, Meter, ObservableGauge, ObservableUpDownCounter};
+use opentelemetry::metrics::{Counter, Histogram, Meter, ObservableGauge, UpDownCounter};
 use opentelemetry::{KeyValue, StringValue, Value};
 use tokio::time::Instant;
 
@@ -45,20 +45,19 @@ pub(crate) const SCOPE: &str = "scope";
 pub(crate) struct Instruments {
     pub(crate) requests: Counter<u64>,
     pub(crate) duration: Histogram<f64>,
-    pub(crate) in_flight: Arc<AtomicI64>,
+    pub(crate) in_flight: UpDownCounter<i64>,
     pub(crate) ratelimited: Counter<u64>,
     pub(crate) invalid: Arc<SlidingWindow>,
     pub(crate) endpoints: LabelCap,
     _invalid_gauge: ObservableGauge<u64>,
-    _in_flight_gauge: ObservableUpDownCounter<i64>,
 }
 
 impl Instruments {
     pub(crate) fn new(meter: &Meter, endpoint_cap: usize) -> Self {
         let invalid = Arc::new(SlidingWindow::new());
-        let observed = Arc::clone(&invalid);
-        let in_flight = Arc::new(AtomicI64::new(0));
-        let observed_in_flight = Arc::clone(&in_flight);
+        // OpenTelemetry keeps a callback for the life of the provider: a weak reference lets
+        // the window go with the last service, and a dropped layer report nothing.
+        let observed = Arc::downgrade(&invalid);
         Self {
             requests: meter
                 .u64_counter(REQUESTS)
@@ -70,16 +69,13 @@ impl Instruments {
                 .with_unit(SECONDS)
                 .with_boundaries(default_buckets())
                 .build(),
-            // An atomic read at collection time: two OpenTelemetry adds per request would
-            // cost more than the rest of the layer.
-            _in_flight_gauge: meter
-                .i64_observable_up_down_counter(REQUESTS_IN_FLIGHT)
+            // A synchronous up/down counter, not an observed atomic: the SDK sums the adds of
+            // every layer recording into one provider, where observations of one name would
+            // overwrite each other.
+            in_flight: meter
+                .i64_up_down_counter(REQUESTS_IN_FLIGHT)
                 .with_description("Discord REST requests waiting for their response head")
-                .with_callback(move |observer| {
-                    observer.observe(observed_in_flight.load(Ordering::Relaxed), &[]);
-                })
                 .build(),
-            in_flight,
             ratelimited: meter
                 .u64_counter(RATELIMITED)
                 .with_description("Discord REST 429 responses by endpoint and ratelimit scope")
@@ -89,7 +85,11 @@ impl Instruments {
                 .with_description(
                     "401, 403 and non-shared 429 responses in the last 10 minutes (ban at 10,000)",
                 )
-                .with_callback(move |observer| observer.observe(observed.count(), &[]))
+                .with_callback(move |observer| {
+                    if let Some(window) = observed.upgrade() {
+                        observer.observe(window.count(), &[]);
+                    }
+                })
                 .build(),
             invalid,
             endpoints: LabelCap::new(endpoint_cap),
@@ -143,18 +143,18 @@ pub(crate) fn status_value(status: http::StatusCode) -> Value {
 
 /// One request in flight: counted up on creation, down on drop (completion, cancellation or
 /// panic alike).
-pub(crate) struct InFlightGuard(Arc<AtomicI64>);
+pub(crate) struct InFlightGuard(UpDownCounter<i64>);
 
 impl InFlightGuard {
-    pub(crate) fn new(count: &Arc<AtomicI64>) -> Self {
-        count.fetch_add(1, Ordering::Relaxed);
-        Self(Arc::clone(count))
+    pub(crate) fn new(count: &UpDownCounter<i64>) -> Self {
+        count.add(1, &[]);
+        Self(count.clone())
     }
 }
 
 impl Drop for InFlightGuard {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.0.add(-1, &[]);
     }
 }
 
@@ -164,12 +164,23 @@ pub(crate) fn kv(key: &'static str, value: impl Into<Value>) -> KeyValue {
 
 /// Events per second over the last [`INVALID_WINDOW`], in a ring of per-second atomics.
 ///
-/// Each slot holds the second it counts and its count; a slot whose second is older than the
+/// Each slot is one `AtomicU64`: the second it counts (plus one, so 0 means empty) in the
+/// upper 32 bits, its count in the lower 32. A new second and its first event replace the
+/// slot in one compare-and-swap, so no event can land in the old count between the two, and
+/// a read never sees a new second with an old count. A slot whose second is older than the
 /// window is stale and reads as zero. Recording and reading take no lock.
 pub(crate) struct SlidingWindow {
     start: Instant,
-    seconds: Box<[AtomicU64]>,
-    counts: Box<[AtomicU32]>,
+    slots: Box<[AtomicU64]>,
+}
+
+/// A slot: `tag` (the second plus one, 0 for empty) and `count`.
+const fn pack(tag: u32, count: u32) -> u64 {
+    ((tag as u64) << 32) | count as u64
+}
+
+const fn unpack(slot: u64) -> (u32, u32) {
+    ((slot >> 32) as u32, slot as u32)
 }
 
 impl SlidingWindow {
@@ -177,48 +188,49 @@ impl SlidingWindow {
         let slots = INVALID_WINDOW.as_secs() as usize;
         Self {
             start: Instant::now(),
-            // Second 0 is a real second: mark empty slots with u64::MAX instead.
-            seconds: (0..slots).map(|_| AtomicU64::new(u64::MAX)).collect(),
-            counts: (0..slots).map(|_| AtomicU32::new(0)).collect(),
+            slots: (0..slots).map(|_| AtomicU64::new(0)).collect(),
         }
     }
 
-    fn now_second(&self) -> u64 {
-        Instant::now()
+    /// The tag of the current second: seconds since `start`, plus one (136 years fit).
+    fn now_tag(&self) -> u32 {
+        let second = Instant::now()
             .saturating_duration_since(self.start)
-            .as_secs()
+            .as_secs();
+        u32::try_from(second.saturating_add(1)).unwrap_or(u32::MAX)
     }
 
     /// Counts one event now.
     pub(crate) fn record(&self) {
-        let second = self.now_second();
-        let index = (second % self.seconds.len() as u64) as usize;
-        let held = self.seconds[index].load(Ordering::Acquire);
-        if held != second {
-            // The first event of a new second claims the slot; a racing event of the same
-            // second that lost the exchange only adds to the fresh count.
-            if self.seconds[index]
-                .compare_exchange(held, second, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-            {
-                self.counts[index].store(0, Ordering::Release);
+        let tag = self.now_tag();
+        let slot = &self.slots[tag as usize % self.slots.len()];
+        let mut current = slot.load(Ordering::Acquire);
+        loop {
+            let (held, count) = unpack(current);
+            let next = match held.cmp(&tag) {
+                std::cmp::Ordering::Equal => pack(tag, count.saturating_add(1)),
+                // The first event of a new second starts the slot afresh.
+                std::cmp::Ordering::Less => pack(tag, 1),
+                // A whole window passed since this event's clock read: it is out of the
+                // window already.
+                std::cmp::Ordering::Greater => return,
+            };
+            match slot.compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return,
+                Err(actual) => current = actual,
             }
         }
-        self.counts[index].fetch_add(1, Ordering::AcqRel);
     }
 
     /// Events in the last [`INVALID_WINDOW`].
     pub(crate) fn count(&self) -> u64 {
-        let now = self.now_second();
-        let window = self.seconds.len() as u64;
-        self.seconds
+        let now = self.now_tag();
+        let window = self.slots.len() as u64;
+        self.slots
             .iter()
-            .zip(self.counts.iter())
-            .filter(|(second, _)| {
-                let second = second.load(Ordering::Acquire);
-                second != u64::MAX && second <= now && now - second < window
-            })
-            .map(|(_, count)| u64::from(count.load(Ordering::Acquire)))
+            .map(|slot| unpack(slot.load(Ordering::Acquire)))
+            .filter(|&(tag, _)| tag != 0 && tag <= now && u64::from(now - tag) < window)
+            .map(|(_, count)| u64::from(count))
             .sum()
     }
 }
@@ -242,6 +254,55 @@ mod tests {
         // A slot reused a full window later starts from zero.
         window.record();
         assert_eq!(window.count(), 1);
+    }
+
+    /// Threads record while the clock crosses second after second; every event must be
+    /// counted (all within one window), however the recordings interleave with a new second
+    /// claiming its slot.
+    #[test]
+    fn no_event_is_lost_when_a_new_second_starts() {
+        use std::sync::atomic::AtomicBool;
+
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        let window = {
+            let _entered = runtime.enter();
+            Arc::new(SlidingWindow::new())
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let window = Arc::clone(&window);
+                let stop = Arc::clone(&stop);
+                let handle = runtime.handle().clone();
+                std::thread::spawn(move || {
+                    // The paused clock of the runtime, shared by every thread.
+                    let _entered = handle.enter();
+                    let mut recorded = 0_u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        window.record();
+                        recorded += 1;
+                    }
+                    recorded
+                })
+            })
+            .collect();
+        for _ in 0..500 {
+            runtime.block_on(tokio::time::advance(Duration::from_secs(1)));
+            std::thread::sleep(Duration::from_micros(50));
+            // Scrapes in between read no stale slot either.
+            let _ = window.count();
+        }
+        stop.store(true, Ordering::Relaxed);
+        let recorded: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
+        let counted = {
+            let _entered = runtime.enter();
+            window.count()
+        };
+        assert_eq!(counted, recorded, "{} events lost", recorded - counted);
     }
 
     #[test]

@@ -33,6 +33,17 @@
 //! | `N_discord_api_ratelimited_total` | `endpoint`, `scope` (`user`, `global`, `shared`, `cloudflare`) |
 //! | `N_discord_api_invalid_requests` | — 401, 403 and non-shared 429 in the last 10 minutes |
 //!
+//! # One layer per meter provider
+//!
+//! Build one `DiscordMetricsLayer` per meter provider and clone it wherever it is needed
+//! (clones share their instruments; [`DiscordProxyBuilder::metrics_layer`] takes one).
+//! Counters, histograms and the in-flight gauge add up across layers, but
+//! `N_discord_api_invalid_requests` is a 10-minute window each layer keeps and reports under
+//! the same name: with two layers on one provider, the scrape shows one layer's count, not
+//! their sum. A dropped layer (a proxy shut down) stops reporting its window.
+//!
+//! [`DiscordProxyBuilder::metrics_layer`]: crate::DiscordProxyBuilder::metrics_layer
+//!
 //! # Cardinality
 //!
 //! `endpoint` is a [route template](crate::route) from a closed vocabulary, capped at
@@ -162,6 +173,9 @@ impl DiscordMetricsLayerBuilder {
 }
 
 /// Measures Discord REST requests: see the [module docs](self).
+///
+/// Clones share their instruments: use one layer (and clones of it) per meter provider, see
+/// [one layer per meter provider](self#one-layer-per-meter-provider).
 #[derive(Clone, Debug)]
 pub struct DiscordMetricsLayer {
     instruments: Arc<Instruments>,

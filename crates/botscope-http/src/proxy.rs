@@ -26,7 +26,13 @@
 //!   token or retry forever): upstream unreachable → 502, upstream timeout → 504, counted as
 //!   `status_code="error"` and `"timeout"`.
 //! - Hop-by-hop headers are stripped both ways; bodies stream through.
-//! - Nothing logs an `authorization` header or a path: logs name the route template only.
+//! - Paths with empty, `.` or `..` segments (percent-encoded or not) get 400: Discord has
+//!   none, and they are how a token would slip past the shapes that are redacted.
+//! - The proxy's own logs never carry an `authorization` header or a raw path: they name
+//!   the route template only. twilight's ratelimiter logs the paths it queues (`debug`,
+//!   `info` when a bucket runs out), with every segment that is neither a numeric id nor a
+//!   Discord path word replaced by a keyed hash, so no token reaches those either
+//!   (see [`RateLimitLayer`]).
 
 use std::convert::Infallible;
 use std::error::Error as StdError;
@@ -71,6 +77,15 @@ type LayerFn = Arc<dyn Fn(ProxyService) -> ProxyService + Send + Sync>;
 
 /// How long [`DiscordProxy::shutdown`] lets requests in flight finish.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// The timeout [`DiscordProxy::configure`] gives twilight-http by default: one hour.
+///
+/// twilight-http's own timeout (10 s) covers only the HTTP round trip when it ratelimits
+/// itself: the wait for a bucket comes before its timer starts. Through the proxy the bucket
+/// wait happens inside the round trip, so the client needs a timeout long enough for any
+/// ratelimit wait. Discord's own round trip stays bounded by the proxy's upstream
+/// [`timeout`](DiscordProxyBuilder::timeout) (504).
+pub const DEFAULT_CLIENT_TIMEOUT: Duration = Duration::from_secs(60 * 60);
 
 /// An error spawning a [`DiscordProxy`].
 #[derive(Debug)]
@@ -132,7 +147,9 @@ pub struct DiscordProxyBuilder {
     upstream: String,
     listen: SocketAddr,
     timeout: Duration,
+    client_timeout: Duration,
     meter: Option<Meter>,
+    metrics: Option<DiscordMetricsLayer>,
     limiter: Option<RateLimiter>,
     layers: Vec<LayerFn>,
 }
@@ -143,6 +160,7 @@ impl fmt::Debug for DiscordProxyBuilder {
             .field("upstream", &self.upstream)
             .field("listen", &self.listen)
             .field("timeout", &self.timeout)
+            .field("client_timeout", &self.client_timeout)
             .field("layers", &self.layers.len())
             .finish_non_exhaustive()
     }
@@ -154,7 +172,9 @@ impl Default for DiscordProxyBuilder {
             upstream: DEFAULT_UPSTREAM.to_owned(),
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             timeout: DEFAULT_TIMEOUT,
+            client_timeout: DEFAULT_CLIENT_TIMEOUT,
             meter: None,
+            metrics: None,
             limiter: None,
             layers: Vec::new(),
         }
@@ -180,9 +200,31 @@ impl DiscordProxyBuilder {
         self
     }
 
+    /// The timeout [`DiscordProxy::configure`] sets on twilight-http clients (default
+    /// [`DEFAULT_CLIENT_TIMEOUT`], one hour): it bounds a whole call, the wait for a
+    /// ratelimit bucket included, so keep it longer than any ratelimit wait you accept.
+    /// Discord's round trip alone is bounded by [`timeout`](Self::timeout). Any value is
+    /// safe: one too large to add to the clock (`Duration::MAX`) means no timeout.
+    pub fn client_timeout(mut self, timeout: Duration) -> Self {
+        self.client_timeout = timeout;
+        self
+    }
+
     /// Records into `meter` instead of the global provider's `botscope-http` meter.
     pub fn meter(mut self, meter: Meter) -> Self {
         self.meter = Some(meter);
+        self
+    }
+
+    /// Measures with `layer` instead of a new [`DiscordMetricsLayer`] built from
+    /// [`meter`](Self::meter).
+    ///
+    /// Give every proxy recording into one meter provider a clone of the same layer:
+    /// `N_discord_api_invalid_requests` is observed per layer, so two layers on one provider
+    /// each report their own 10-minute count under the same name and the scrape shows only
+    /// one of them. A clone shares the count (and costs one `Arc`).
+    pub fn metrics_layer(mut self, layer: DiscordMetricsLayer) -> Self {
+        self.metrics = Some(layer);
         self
     }
 
@@ -248,9 +290,10 @@ impl DiscordProxyBuilder {
             source: Some(Box::new(source)),
         })?;
 
-        let metrics = match &self.meter {
-            Some(meter) => DiscordMetricsLayer::builder().meter(meter.clone()).build(),
-            None => DiscordMetricsLayer::new(),
+        let metrics = match (self.metrics, &self.meter) {
+            (Some(layer), _) => layer,
+            (None, Some(meter)) => DiscordMetricsLayer::builder().meter(meter.clone()).build(),
+            (None, None) => DiscordMetricsLayer::new(),
         };
         let mut ratelimit = RateLimitLayer::builder();
         if let Some(meter) = &self.meter {
@@ -277,6 +320,7 @@ impl DiscordProxyBuilder {
         };
         Ok(DiscordProxy {
             local_addr,
+            client_timeout: self.client_timeout,
             shutdown,
             task,
         })
@@ -290,6 +334,7 @@ impl DiscordProxyBuilder {
 #[derive(Debug)]
 pub struct DiscordProxy {
     local_addr: SocketAddr,
+    client_timeout: Duration,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
@@ -305,13 +350,20 @@ impl DiscordProxy {
         self.local_addr
     }
 
-    /// Points a twilight-http client at the proxy: `proxy(addr, true)` and `ratelimiter(None)`
-    /// (the proxy ratelimits; a second limiter would only add latency).
+    /// Points a twilight-http client at the proxy: `proxy(addr, true)`, `ratelimiter(None)`
+    /// (the proxy ratelimits; a second limiter would only add latency) and
+    /// `timeout(`[`client_timeout`](DiscordProxyBuilder::client_timeout)`)`.
+    ///
+    /// The timeout replaces any set on `builder` before: through the proxy, the wait for a
+    /// ratelimit bucket is part of the HTTP round trip that twilight-http times, and its
+    /// default 10 s would fail calls that twilight's own limiter lets wait. Set a shorter
+    /// one with [`DiscordProxyBuilder::client_timeout`] (or `timeout` after this call).
     pub fn configure(&self, builder: ClientBuilder) -> ClientBuilder {
         forward::install_crypto_provider();
         builder
             .proxy(self.local_addr.to_string(), true)
             .ratelimiter(None)
+            .timeout(self.client_timeout)
     }
 
     /// Stops accepting, lets requests in flight finish (up to [`SHUTDOWN_GRACE`]), and returns.
@@ -412,6 +464,34 @@ fn is_api_path(path: &str) -> bool {
     digits > 0 && version[digits..].starts_with('/')
 }
 
+/// Whether every segment of `path` is a real one: not empty (`//`, a trailing `/`), not `.`
+/// or `..` (percent-encoded or not). Discord's API has no such paths, and they are how a
+/// token slips past the shapes the ratelimiter's redaction and the route templates know.
+fn has_clean_segments(path: &str) -> bool {
+    let is_dot = |segment: &str| {
+        let mut rest = segment;
+        let mut dots = 0;
+        while !rest.is_empty() {
+            rest = if let Some(after) = rest.strip_prefix('.') {
+                after
+            } else if rest
+                .as_bytes()
+                .get(..3)
+                .is_some_and(|head| head.eq_ignore_ascii_case(b"%2e"))
+            {
+                // Three ASCII bytes: index 3 is a char boundary.
+                &rest[3..]
+            } else {
+                return false;
+            };
+            dots += 1;
+        }
+        dots <= 2
+    };
+    path.strip_prefix('/')
+        .is_some_and(|rest| rest.split('/').all(|s| !s.is_empty() && !is_dot(s)))
+}
+
 fn own_response(status: StatusCode, message: &'static str) -> Response<ProxyBody> {
     // Discord's error shape, so twilight-http reports it as an API error.
     let body = format!("{{\"message\":\"{message}\",\"code\":0}}");
@@ -448,6 +528,11 @@ where
             Some(own_response(
                 StatusCode::NOT_FOUND,
                 "botscope proxy forwards only /api/v{N}/ paths",
+            ))
+        } else if !has_clean_segments(request.uri().path()) {
+            Some(own_response(
+                StatusCode::BAD_REQUEST,
+                "botscope proxy refuses paths with empty, . or .. segments",
             ))
         } else {
             None
@@ -532,5 +617,28 @@ mod tests {
         assert!(!is_api_path("/api/v10"));
         assert!(!is_api_path("/api/users/@me"));
         assert!(!is_api_path("/metrics"));
+    }
+
+    #[test]
+    fn clean_segments() {
+        assert!(has_clean_segments("/api/v10/users/@me"));
+        assert!(has_clean_segments("/api/v10/guilds/1/widget.json"));
+        assert!(has_clean_segments("/api/v10/x/...")); // three dots: a name, not a step
+        for bad in [
+            "/api/v10//users",
+            "/api/v10/users/",
+            "/api/v10/./users",
+            "/api/v10/a/../users",
+            "/api/v10/a/%2E%2e/users",
+            "/api/v10/a/.%2e",
+            "/api/v10/a/%2e",
+            "",
+        ] {
+            assert!(!has_clean_segments(bad), "{bad}");
+        }
+        for odd in ["/api/v10/é", "/api/v10/%2é", "/api/v10/.é"] {
+            assert!(has_clean_segments(odd), "{odd}");
+        }
+        assert!(!has_clean_segments("/api/v10/a/%2E"));
     }
 }

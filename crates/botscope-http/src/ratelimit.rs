@@ -7,11 +7,14 @@
 //!
 //! twilight-http with its own limiter off (as [`DiscordProxy::configure`] sets it) retries a
 //! 429 at once. This layer is what makes that retry wait: a `user` or `shared` 429 exhausts
-//! its bucket until the reset, and a `global` or Cloudflare 429 (no ratelimit headers) holds
-//! every request until `retry-after` has passed — never less than [`MIN_BACKOFF`].
+//! its bucket until the reset; a `global` 429 holds every request but interaction and webhook
+//! ones (which Discord, and twilight's limiter, exempt from the global limit) until
+//! `retry-after` has passed; a Cloudflare 429 (no ratelimit headers: a ban of the IP) holds
+//! every request. Never less than [`MIN_BACKOFF`].
 //!
-//! The limiter logs the paths it queues; webhook and interaction tokens in them are replaced
-//! by a keyed hash first, so buckets stay apart and no token reaches a log line.
+//! The limiter logs the paths it queues; every segment that is neither a numeric id nor a
+//! Discord path word (webhook and interaction tokens, emoji, anything unknown) is replaced by
+//! a keyed hash first, so buckets stay apart and no token reaches a log line.
 //!
 //! ```
 //! use std::convert::Infallible;
@@ -21,7 +24,7 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
-//! // inside a Tokio runtime: the limiter runs as a task
+//! // the limiter runs as a task on the runtime it is built in (or of the first request)
 //! let mut service = ServiceBuilder::new()
 //!     .layer(RateLimitLayer::new())
 //!     .service(service_fn(|_req: http::Request<()>| async {
@@ -35,12 +38,12 @@
 //! [`DiscordProxy::configure`]: crate::DiscordProxy::configure
 
 use std::collections::hash_map::RandomState;
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::future::Future;
 use std::hash::BuildHasher;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -87,6 +90,9 @@ impl RateLimitLayerBuilder {
     }
 
     /// Uses `limiter` (for example one shared with other clients).
+    ///
+    /// The limiter is a task of the runtime it was created in: once that runtime shuts down,
+    /// twilight's limiter panics on every request, so it must outlive the layer's use.
     pub fn limiter(mut self, limiter: RateLimiter) -> Self {
         self.limiter = Some(limiter);
         self
@@ -107,18 +113,23 @@ impl RateLimitLayerBuilder {
 
     /// Builds the layer.
     ///
-    /// # Panics
-    ///
-    /// Outside a Tokio runtime when no limiter was given: the limiter runs as a task.
+    /// The limiter runs as a Tokio task: without a limiter given, and outside a runtime, it
+    /// starts on the runtime of the first request instead of now.
     pub fn build(self) -> RateLimitLayer {
         let meter =
             botscope_core::meter::meter_or_global(self.meter, crate::SCOPE_NAME, crate::VERSION);
-        let limiter = self.limiter.unwrap_or_else(|| {
-            RateLimiter::new(self.global_limit.unwrap_or(DEFAULT_GLOBAL_LIMIT).max(1))
-        });
+        let global_limit = self.global_limit.unwrap_or(DEFAULT_GLOBAL_LIMIT).max(1);
+        let limiter = match self.limiter {
+            Some(limiter) => OnceLock::from(limiter),
+            None if tokio::runtime::Handle::try_current().is_ok() => {
+                OnceLock::from(RateLimiter::new(global_limit))
+            }
+            None => OnceLock::new(),
+        };
         RateLimitLayer {
             shared: Arc::new(Shared {
                 limiter,
+                global_limit,
                 wait: meter
                     .f64_histogram(RATELIMIT_WAIT)
                     .with_description("Time a Discord REST request waited for its ratelimit bucket")
@@ -127,7 +138,8 @@ impl RateLimitLayerBuilder {
                     .build(),
                 endpoints: LabelCap::new(self.endpoint_cap.unwrap_or(DEFAULT_ENDPOINT_CAP)),
                 base: Instant::now(),
-                blocked_until: AtomicU64::new(0),
+                global_until: AtomicU64::new(0),
+                all_until: AtomicU64::new(0),
                 tokens: RandomState::new(),
             }),
         }
@@ -135,21 +147,53 @@ impl RateLimitLayerBuilder {
 }
 
 struct Shared {
-    limiter: RateLimiter,
+    /// Empty until the first request when built outside a runtime.
+    limiter: OnceLock<RateLimiter>,
+    /// The global limit of a limiter started late.
+    global_limit: u16,
     wait: Histogram<f64>,
     endpoints: LabelCap,
-    /// Reference point of `blocked_until`.
+    /// Reference point of the deadlines.
     base: Instant,
-    /// Nanoseconds after `base` until which a global or Cloudflare 429 holds every request;
-    /// 0 when nothing is held.
-    blocked_until: AtomicU64,
+    /// Nanoseconds after `base` until which a global 429 holds every request but exempt ones
+    /// ([`is_exempt_from_global`]); 0 when nothing is held.
+    global_until: AtomicU64,
+    /// Nanoseconds after `base` until which a Cloudflare 429, or a bucketless 429 answered to
+    /// an exempt request, holds every request; 0 when nothing is held.
+    all_until: AtomicU64,
     /// Key of the hash that stands in for tokens in the limiter's paths.
     tokens: RandomState,
 }
 
+/// Which requests a 429 without a bucket to learn holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Hold {
+    /// Every request but those exempt from the global limit.
+    Global,
+    /// Every request.
+    All,
+}
+
 impl Shared {
-    fn blocked_until(&self) -> Option<Instant> {
-        match self.blocked_until.load(Ordering::Acquire) {
+    /// The limiter, started on the current runtime if it was not yet.
+    ///
+    /// # Panics
+    ///
+    /// Outside a Tokio runtime, if no limiter was given and no request started it yet.
+    fn limiter(&self) -> &RateLimiter {
+        self.limiter
+            .get_or_init(|| RateLimiter::new(self.global_limit))
+    }
+
+    /// Until when a request to `endpoint` must wait before asking the limiter, if at all.
+    fn blocked_until(&self, endpoint: &Endpoint) -> Option<Instant> {
+        let all = self.all_until.load(Ordering::Acquire);
+        let nanos = if is_exempt_from_global(endpoint) {
+            all
+        } else {
+            all.max(self.global_until.load(Ordering::Acquire))
+        };
+        match nanos {
             0 => None,
             nanos => {
                 let until = self.base + Duration::from_nanos(nanos);
@@ -158,11 +202,22 @@ impl Shared {
         }
     }
 
-    fn block_for(&self, wait: Duration) {
+    fn block_for(&self, hold: Hold, wait: Duration) {
         let until = Instant::now() + wait.max(MIN_BACKOFF);
         let nanos = u64::try_from(until.duration_since(self.base).as_nanos()).unwrap_or(u64::MAX);
-        self.blocked_until.fetch_max(nanos, Ordering::AcqRel);
+        let deadline = match hold {
+            Hold::Global => &self.global_until,
+            Hold::All => &self.all_until,
+        };
+        deadline.fetch_max(nanos.max(1), Ordering::AcqRel);
     }
+}
+
+/// Whether Discord exempts `endpoint` from the global limit: interaction and webhook
+/// endpoints, exactly those twilight's limiter exempts (`Endpoint::is_interaction`).
+fn is_exempt_from_global(endpoint: &Endpoint) -> bool {
+    let path = endpoint.path.as_bytes();
+    path.starts_with(b"webhooks") || path.starts_with(b"interactions")
 }
 
 /// Waits for a ratelimit permit per request: see the [module docs](self).
@@ -173,11 +228,8 @@ pub struct RateLimitLayer {
 
 impl RateLimitLayer {
     /// A layer with its own [`RateLimiter`] (50 requests per second globally), recording into
-    /// the global provider's `botscope-http` meter.
-    ///
-    /// # Panics
-    ///
-    /// Outside a Tokio runtime: the limiter runs as a task.
+    /// the global provider's `botscope-http` meter. Outside a Tokio runtime, the limiter
+    /// starts with the first request.
     pub fn new() -> Self {
         Self::builder().build()
     }
@@ -188,8 +240,13 @@ impl RateLimitLayer {
     }
 
     /// The limiter, to share it.
+    ///
+    /// # Panics
+    ///
+    /// Outside a Tokio runtime, if the layer was built outside one without a limiter and no
+    /// request has started it yet: the limiter runs as a task.
     pub fn limiter(&self) -> &RateLimiter {
-        &self.shared.limiter
+        self.shared.limiter()
     }
 }
 
@@ -254,11 +311,13 @@ impl<S: fmt::Debug> fmt::Debug for RateLimit<S> {
 }
 
 /// The limiter's endpoint of a request: the path after `/api/v{N}/`, without the query, and
-/// with webhook and interaction tokens replaced by a keyed hash of them.
+/// with every segment that is neither a numeric id nor a Discord path word replaced by a
+/// keyed hash of it.
 ///
 /// The limiter logs endpoint paths (at info level when a bucket runs out), and a token in a
-/// log line is a credential in a log file. The hash keeps tokens apart, so buckets stay
-/// exactly as twilight-http's.
+/// log line is a credential in a log file. Redacting by what a segment is, rather than by
+/// where a token should be, also covers paths of shapes nobody expected. The hash keeps
+/// segments apart, so buckets stay exactly as twilight-http's.
 fn limiter_endpoint(method: &http::Method, path: &str, tokens: &RandomState) -> Option<Endpoint> {
     let method = match *method {
         http::Method::GET => Method::Get,
@@ -276,18 +335,20 @@ fn limiter_endpoint(method: &http::Method, path: &str, tokens: &RandomState) -> 
         }
         None => rest,
     };
-    let mut segments = rest.splitn(4, '/');
-    let path = match (segments.next(), segments.next(), segments.next()) {
-        (Some(kind @ ("webhooks" | "interactions")), Some(id), Some(token)) => {
-            let mut path = format!("{kind}/{id}/t{:016x}", tokens.hash_one(token));
-            if let Some(tail) = segments.next() {
-                path.push('/');
-                path.push_str(tail);
-            }
-            path
+    let mut path = String::with_capacity(rest.len());
+    for (index, segment) in rest.split('/').enumerate() {
+        if index > 0 {
+            path.push('/');
         }
-        _ => rest.to_owned(),
-    };
+        let is_id = !segment.is_empty()
+            && segment.len() <= 20
+            && segment.bytes().all(|b| b.is_ascii_digit());
+        if is_id || segment.is_empty() || crate::route::is_known_word(segment) {
+            path.push_str(segment);
+        } else {
+            let _ = write!(path, "t{:016x}", tokens.hash_one(segment));
+        }
+    }
     Some(Endpoint { method, path })
 }
 
@@ -303,7 +364,13 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 
 /// Completes `permit` from a response as twilight-http would, and holds later requests after
 /// a global or Cloudflare 429.
-fn complete(shared: &Shared, permit: Permit, status: StatusCode, headers: &HeaderMap) {
+fn complete(
+    shared: &Shared,
+    endpoint: &Endpoint,
+    permit: Permit,
+    status: StatusCode,
+    headers: &HeaderMap,
+) {
     let limited = status == StatusCode::TOO_MANY_REQUESTS;
     let scope = headers.get(RateLimitHeaders::SCOPE).map(|v| v.as_bytes());
     let bucket = || {
@@ -345,10 +412,20 @@ fn complete(shared: &Shared, permit: Permit, status: StatusCode, headers: &Heade
         _ => None,
     };
     if limited && parsed.is_none() {
-        // Global, Cloudflare, or headers too broken to learn a bucket from.
-        shared.block_for(retry_after(headers).unwrap_or(DEFAULT_BACKOFF));
+        // Global, Cloudflare, or headers too broken to learn a bucket from. A Cloudflare ban
+        // is on the IP; a 429 on an exempt endpoint means the exemption did not help: both
+        // hold everything, or the retry of an exempt request would go out at once.
+        let hold = if crate::metrics::ratelimit_scope(headers) == "cloudflare"
+            || is_exempt_from_global(endpoint)
+        {
+            Hold::All
+        } else {
+            Hold::Global
+        };
+        shared.block_for(hold, retry_after(headers).unwrap_or(DEFAULT_BACKOFF));
     }
-    // The limiter's actor lives as long as `shared.limiter`, so completing cannot panic.
+    // The limiter's actor lives as long as `shared.limiter` and its runtime: completing
+    // panics only with a limiter whose runtime shut down (see `RateLimitLayerBuilder::limiter`).
     permit.complete(parsed);
 }
 
@@ -382,12 +459,12 @@ where
             request.method(),
             request.uri().path(),
         ));
-        let stage = match self.shared.blocked_until() {
+        let stage = match self.shared.blocked_until(&endpoint) {
             Some(until) => Stage::Blocked {
                 sleep: Box::pin(tokio::time::sleep_until(until)),
             },
             None => Stage::Acquire {
-                permit: self.shared.limiter.acquire(endpoint.clone()),
+                permit: self.shared.limiter().acquire(endpoint.clone()),
             },
         };
         ResponseFuture {
@@ -464,13 +541,13 @@ where
                     ready!(sleep.as_mut().poll(cx));
                     // Invariant: `waiting` is taken only when the `Call` stage completes.
                     let waiting = this.waiting.as_ref().expect("waiting until called");
-                    match waiting.shared.blocked_until() {
+                    match waiting.shared.blocked_until(&waiting.endpoint) {
                         // Blocked again meanwhile: wait on.
                         Some(until) => Stage::Blocked {
                             sleep: Box::pin(tokio::time::sleep_until(until)),
                         },
                         None => Stage::Acquire {
-                            permit: waiting.shared.limiter.acquire(waiting.endpoint.clone()),
+                            permit: waiting.shared.limiter().acquire(waiting.endpoint.clone()),
                         },
                     }
                 }
@@ -497,6 +574,7 @@ where
                         match &result {
                             Ok(response) => complete(
                                 &waiting.shared,
+                                &waiting.endpoint,
                                 permit,
                                 response.status(),
                                 response.headers(),
@@ -529,6 +607,25 @@ mod tests {
     }
 
     #[test]
+    fn interactions_and_webhooks_are_exempt_from_the_global_limit() {
+        let keys = RandomState::new();
+        let exempt = |method: http::Method, path: &str| {
+            is_exempt_from_global(&limiter_endpoint(&method, path, &keys).unwrap())
+        };
+        assert!(exempt(
+            http::Method::POST,
+            "/api/v10/interactions/1/tok/callback"
+        ));
+        assert!(exempt(http::Method::POST, "/api/v10/webhooks/1/tok"));
+        assert!(exempt(
+            http::Method::PATCH,
+            "/api/v10/webhooks/1/tok/messages/2"
+        ));
+        assert!(!exempt(http::Method::GET, "/api/v10/users/@me"));
+        assert!(!exempt(http::Method::POST, "/api/v10/channels/1/webhooks"));
+    }
+
+    #[test]
     fn tokens_never_reach_the_limiter_but_stay_apart() {
         let keys = RandomState::new();
         let path = |p: &str| {
@@ -545,5 +642,12 @@ mod tests {
         let callback = path("/api/v10/interactions/2/secret-c/callback");
         assert!(callback.starts_with("interactions/2/t") && callback.ends_with("/callback"));
         assert_eq!(path("/api/v10/webhooks/1"), "webhooks/1");
+        // Shapes nobody expected are redacted too: only ids and path words stay.
+        let odd = path("/api/v10/Webhooks/1/secret-d");
+        assert!(odd.starts_with("t") && odd.contains("/1/") && !odd.contains("secret"));
+        assert_eq!(
+            path("/api/v10/channels/5/messages/6/reactions/%F0%9F%91%8D/@me").len(),
+            "channels/5/messages/6/reactions/t0123456789abcdef/@me".len()
+        );
     }
 }

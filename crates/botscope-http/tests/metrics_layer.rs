@@ -282,3 +282,114 @@ async fn endpoint_series_are_capped() {
         .label_values("disruptor_discord_api_requests_total", "endpoint");
     assert_eq!(endpoints, ["/channels", "/guilds", "/users", "other"]);
 }
+
+fn unauthorized() -> impl Service<
+    http::Request<()>,
+    Response = http::Response<()>,
+    Error = Infallible,
+    Future = impl Future<Output = Result<http::Response<()>, Infallible>>,
+> + Clone {
+    service_fn(|_req: http::Request<()>| async { Ok::<_, Infallible>(response(401, &[])) })
+}
+
+#[tokio::test]
+async fn in_flight_adds_up_across_layers_on_one_provider() {
+    let metrics = TestMetrics::new("disruptor");
+    let a = DiscordMetricsLayer::builder()
+        .meter(metrics.meter())
+        .build();
+    let b = DiscordMetricsLayer::builder()
+        .meter(metrics.meter())
+        .build();
+    let mut first = a.layer(Never);
+    let mut second = b.layer(Never);
+    let pending = [
+        first.call(request("GET", "/api/v10/users/@me")),
+        first.call(request("GET", "/api/v10/users/@me")),
+        second.call(request("GET", "/api/v10/users/@me")),
+    ];
+    assert_eq!(
+        metrics
+            .scrape()
+            .value("disruptor_discord_api_requests_in_flight", &[]),
+        Some(3.0)
+    );
+    drop(pending);
+    assert_eq!(
+        metrics
+            .scrape()
+            .value("disruptor_discord_api_requests_in_flight", &[]),
+        Some(0.0)
+    );
+}
+
+#[tokio::test]
+async fn a_dropped_layer_stops_reporting_invalid_requests() {
+    let metrics = TestMetrics::new("disruptor");
+    let kept = DiscordMetricsLayer::builder()
+        .meter(metrics.meter())
+        .build();
+    let mut kept_service = kept.layer(unauthorized());
+    kept_service
+        .ready()
+        .await
+        .unwrap()
+        .call(request("GET", "/api/v10/users/@me"))
+        .await
+        .unwrap();
+    {
+        // A proxy that was shut down: its layer and services are gone.
+        let gone = DiscordMetricsLayer::builder()
+            .meter(metrics.meter())
+            .build();
+        let mut service = gone.layer(unauthorized());
+        for _ in 0..3 {
+            service
+                .ready()
+                .await
+                .unwrap()
+                .call(request("GET", "/api/v10/users/@me"))
+                .await
+                .unwrap();
+        }
+    }
+    assert_eq!(
+        metrics
+            .scrape()
+            .value("disruptor_discord_api_invalid_requests", &[]),
+        Some(1.0),
+        "the dropped layer's count is not reported any more"
+    );
+}
+
+#[tokio::test]
+async fn clones_of_one_layer_share_the_invalid_request_window() {
+    let metrics = TestMetrics::new("disruptor");
+    let layer = DiscordMetricsLayer::builder()
+        .meter(metrics.meter())
+        .build();
+    let mut a = layer.clone().layer(unauthorized());
+    let mut b = layer.layer(unauthorized());
+    for use_b in [false, false, false, true] {
+        let service = if use_b { &mut b } else { &mut a };
+        service
+            .ready()
+            .await
+            .unwrap()
+            .call(request("GET", "/api/v10/users/@me"))
+            .await
+            .unwrap();
+    }
+    let scrape = metrics.scrape();
+    assert_eq!(
+        scrape.value(
+            "disruptor_discord_api_requests_total",
+            &[("status_code", "401")]
+        ),
+        Some(4.0)
+    );
+    assert_eq!(
+        scrape.value("disruptor_discord_api_invalid_requests", &[]),
+        Some(4.0)
+    );
+}

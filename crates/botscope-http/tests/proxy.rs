@@ -33,12 +33,10 @@ async fn setup() -> Setup {
         .spawn()
         .await
         .expect("proxy");
+    // After `configure`, which sets its own (long) timeout: no test should hang for long.
     let client = proxy
-        .configure(
-            Client::builder()
-                .token(BOT_TOKEN.to_owned())
-                .timeout(Duration::from_secs(5)),
-        )
+        .configure(Client::builder().token(BOT_TOKEN.to_owned()))
+        .timeout(Duration::from_secs(5))
         .build();
     Setup {
         metrics,
@@ -487,4 +485,46 @@ async fn upstream_errors_pass_through_unchanged_and_401_counts_as_invalid() {
         Some(1.0)
     );
     proxy.shutdown().await;
+}
+
+#[tokio::test]
+async fn proxies_sharing_one_metrics_layer_report_every_invalid_request() {
+    let fake = FakeDiscord::spawn().await.unwrap();
+    let metrics = TestMetrics::new("disruptor");
+    let layer = botscope_http::DiscordMetricsLayer::builder()
+        .meter(metrics.meter())
+        .build();
+    let mut proxies = Vec::new();
+    for _ in 0..2 {
+        proxies.push(
+            DiscordProxy::builder()
+                .upstream(fake.url())
+                .meter(metrics.meter())
+                .metrics_layer(layer.clone())
+                .spawn()
+                .await
+                .unwrap(),
+        );
+    }
+    // 403s: a 401 would make twilight-http refuse every later call of its client.
+    fake.always(Some(Reply::Status(403)));
+    for (proxy, calls) in proxies.iter().zip([3, 1]) {
+        let client = proxy
+            .configure(Client::builder().token(BOT_TOKEN.to_owned()))
+            .build();
+        for _ in 0..calls {
+            client.current_user().await.expect_err("403");
+        }
+    }
+    assert_eq!(fake.request_count(), 4);
+    assert_eq!(requests(&metrics, "/users/@me", "GET", "403"), Some(4.0));
+    assert_eq!(
+        metrics
+            .scrape()
+            .value("disruptor_discord_api_invalid_requests", &[]),
+        Some(4.0)
+    );
+    for proxy in proxies {
+        proxy.shutdown().await;
+    }
 }
