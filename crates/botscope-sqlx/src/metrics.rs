@@ -1,8 +1,9 @@
 //! Metric names, units and the instruments behind them.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use botscope_core::{LabelCap, status};
 use opentelemetry::metrics::{BoundCounter, BoundHistogram, Counter, Histogram, Meter};
@@ -54,7 +55,50 @@ pub(crate) struct Metrics {
     db: KeyValue,
     acquire_bound: BoundHistogram<f64>,
     tables: LabelCap,
-    statements: RwLock<HashMap<Box<str>, Arc<Labels>>>,
+    statements: RwLock<HashMap<Box<str>, Arc<Labels>, BuildHasherDefault<TextHasher>>>,
+}
+
+/// The statement cache's hasher: FxHash, a multiply per word. The cache is looked up on every
+/// query and SipHash cost more than the rest of the lookup; the keys are the application's SQL
+/// texts, at most [`STATEMENT_CACHE_CAPACITY`] of them, so flooding is not a concern.
+#[derive(Default)]
+struct TextHasher(u64);
+
+impl TextHasher {
+    const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(Self::SEED);
+    }
+}
+
+impl Hasher for TextHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut words = bytes.chunks_exact(8);
+        for word in &mut words {
+            let mut buf = [0; 8];
+            buf.copy_from_slice(word);
+            self.add(u64::from_le_bytes(buf));
+        }
+        let rest = words.remainder();
+        if !rest.is_empty() {
+            let mut buf = [0; 8];
+            buf[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(buf));
+        }
+    }
+
+    fn write_u8(&mut self, byte: u8) {
+        self.add(u64::from(byte));
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 impl Metrics {
@@ -84,7 +128,7 @@ impl Metrics {
             acquire_bound: acquire_duration.bind(std::slice::from_ref(&db)),
             db,
             tables: LabelCap::new(table_cap),
-            statements: RwLock::new(HashMap::new()),
+            statements: RwLock::new(HashMap::default()),
         }
     }
 
@@ -174,8 +218,8 @@ pub(crate) struct QueryGuard {
     metrics: Arc<Metrics>,
     labels: Arc<Labels>,
     start: Instant,
-    /// The wait for a pool connection, recorded with the query.
-    acquire: Option<std::time::Duration>,
+    /// The wait for a pool connection, not yet recorded.
+    acquire: Option<Duration>,
     done: bool,
 }
 
@@ -190,19 +234,25 @@ impl QueryGuard {
         }
     }
 
-    /// Notes that the pool handed out a connection (or gave up) now. The wait is recorded
-    /// with the query, off the path between the acquire and the query's start.
+    /// Notes that the pool handed out a connection (or gave up) now. The wait is recorded by
+    /// [`record_acquire`](Self::record_acquire) or with the outcome, off the path between
+    /// the acquire and the query's start.
     pub(crate) fn acquired(&mut self) {
         self.acquire = Some(self.start.elapsed());
+    }
+
+    /// Records the acquire wait noted by [`acquired`](Self::acquired), if not done yet.
+    pub(crate) fn record_acquire(&mut self) {
+        if let Some(wait) = self.acquire.take() {
+            self.metrics.acquire_bound.record(wait.as_secs_f64());
+        }
     }
 
     /// Records the outcome now.
     pub(crate) fn finish(&mut self, error: Option<&sqlx::Error>) {
         if !self.done {
             self.done = true;
-            if let Some(wait) = self.acquire {
-                self.metrics.acquire_bound.record(wait.as_secs_f64());
-            }
+            self.record_acquire();
             self.metrics.record(&self.labels, self.start, error);
         }
     }

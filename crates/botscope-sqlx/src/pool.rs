@@ -242,7 +242,8 @@ where
                 }
             };
             let mut stream = conn.fetch_many(query);
-            while let Some(item) = stream.next().await {
+            let mut next = query::overlapped(stream.next(), || guard.record_acquire()).await;
+            while let Some(item) = next {
                 match item {
                     Ok(item) => yielder.send(item).await,
                     Err(error) => {
@@ -250,6 +251,7 @@ where
                         return Err(error);
                     }
                 }
+                next = stream.next().await;
             }
             guard.finish(None);
             Ok(())
@@ -270,7 +272,9 @@ where
             let conn = pool.acquire().await;
             guard.acquired();
             let result = match conn {
-                Ok(mut conn) => conn.fetch_optional(query).await,
+                Ok(mut conn) => {
+                    query::overlapped(conn.fetch_optional(query), || guard.record_acquire()).await
+                }
                 Err(error) => Err(error),
             };
             guard.result(result)
@@ -287,10 +291,11 @@ where
             let conn = pool.acquire().await;
             guard.acquired();
             let result = match conn {
-                Ok(mut conn) => conn
-                    .fetch_optional(query)
-                    .await
-                    .and_then(|row| row.ok_or(sqlx::Error::RowNotFound)),
+                Ok(mut conn) => {
+                    query::overlapped(conn.fetch_optional(query), || guard.record_acquire())
+                        .await
+                        .and_then(|row| row.ok_or(sqlx::Error::RowNotFound))
+                }
                 Err(error) => Err(error),
             };
             guard.result(result)

@@ -1,8 +1,8 @@
 //! The pieces every executor shares: the query re-packed with its text read, a timed stream,
 //! and a small generator for streams that own their pool connection.
 
-use std::future::Future;
-use std::pin::Pin;
+use std::future::{Future, poll_fn};
+use std::pin::{Pin, pin};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
@@ -71,6 +71,22 @@ where
     let prepared = Prepared::new(query);
     let labels: Arc<Labels> = metrics.labels(prepared.text());
     (QueryGuard::new(Arc::clone(metrics), labels), prepared)
+}
+
+/// Runs `future`, doing `work` right after its first poll: the driver has sent the query by
+/// then, so when the database works on another thread, core or host, `work` overlaps it
+/// instead of adding to the caller's wait.
+pub(crate) async fn overlapped<F: Future>(future: F, work: impl FnOnce()) -> F::Output {
+    let mut future = pin!(future);
+    let mut work = Some(work);
+    poll_fn(|cx| {
+        let poll = future.as_mut().poll(cx);
+        if let Some(work) = work.take() {
+            work();
+        }
+        poll
+    })
+    .await
 }
 
 /// A stream timed until it ends, fails or is dropped.
