@@ -98,11 +98,21 @@ async fn client_timeout_bounds_the_whole_call_including_the_bucket_wait() {
     proxy.shutdown().await;
 }
 
-fn deferred_update() -> InteractionResponse {
-    InteractionResponse {
+/// Answers an interaction with a deferred update, as a bot does within Discord's 3 s.
+async fn send_callback(client: &Client) -> Result<(), twilight_http::Error> {
+    let response = InteractionResponse {
         kind: InteractionResponseType::DeferredUpdateMessage,
         data: None,
-    }
+    };
+    client
+        .interaction(Id::new(302_050_872_383_242_240))
+        .create_response(
+            Id::new(1_160_000_000_000_000_777),
+            "interaction-token",
+            &response,
+        )
+        .await
+        .map(drop)
 }
 
 async fn spawn_proxy(fake: &FakeDiscord) -> (DiscordProxy, Arc<Client>) {
@@ -144,15 +154,7 @@ async fn a_global_429_does_not_hold_interaction_callbacks_or_webhooks() {
     // Discord exempts interaction endpoints from the global limit, and so does twilight's
     // limiter: a callback must beat Discord's 3 s deadline.
     let start = Instant::now();
-    client
-        .interaction(Id::new(302_050_872_383_242_240))
-        .create_response(
-            Id::new(1_160_000_000_000_000_777),
-            "interaction-token",
-            &deferred_update(),
-        )
-        .await
-        .expect("callback sent");
+    send_callback(&client).await.expect("callback sent");
     let callback = start.elapsed();
     assert!(
         callback < Duration::from_millis(500),
@@ -188,15 +190,7 @@ async fn a_cloudflare_429_still_holds_interaction_callbacks() {
 
     // A Cloudflare ban is on the IP: nothing may go out until it ends.
     let start = Instant::now();
-    client
-        .interaction(Id::new(302_050_872_383_242_240))
-        .create_response(
-            Id::new(1_160_000_000_000_000_777),
-            "interaction-token",
-            &deferred_update(),
-        )
-        .await
-        .expect("callback sent");
+    send_callback(&client).await.expect("callback sent");
     let callback = start.elapsed();
     assert!(
         callback >= ban - Duration::from_millis(300),
@@ -214,17 +208,7 @@ async fn global_429s_on_an_interaction_callback_are_not_retried_in_a_tight_loop(
         RateLimitKind::Global,
         Duration::from_millis(500),
     )));
-    let call = tokio::spawn(async move {
-        client
-            .interaction(Id::new(302_050_872_383_242_240))
-            .create_response(
-                Id::new(1_160_000_000_000_000_777),
-                "interaction-token",
-                &deferred_update(),
-            )
-            .await
-            .map(|_| ())
-    });
+    let call = tokio::spawn(async move { send_callback(&client).await });
     tokio::time::sleep(Duration::from_millis(1_600)).await;
     call.abort();
     let seen = fake.request_count();
