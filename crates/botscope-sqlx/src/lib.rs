@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod buffer;
 mod connection;
 pub mod error_type;
 pub mod metrics;

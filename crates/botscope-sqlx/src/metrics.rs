@@ -2,13 +2,14 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 
 use botscope_core::{LabelCap, status};
 use opentelemetry::metrics::{BoundCounter, BoundHistogram, Counter, Histogram, Meter};
 use opentelemetry::{KeyValue, StringValue, Value};
+use quanta::Clock;
 
+use crate::buffer::DurationCells;
 use crate::error_type::error_type;
 use crate::sql;
 
@@ -29,33 +30,116 @@ pub const SECONDS: &str = "s";
 
 /// The default cap of distinct `table` values per pool.
 pub const DEFAULT_TABLE_CAP: usize = 200;
-/// Statements whose labels are cached per pool; the cache starts over when full.
+/// Statements whose labels are cached per pool beside the 256 lock-free slots; the cache
+/// starts over when full.
 pub const STATEMENT_CACHE_CAPACITY: usize = 1_024;
 
 pub(crate) const SCOPE: &str = env!("CARGO_PKG_NAME");
 pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// The attributes of one statement, built once and cached, with the duration histogram and
-/// the success counter bound to them: the hot path records without an attribute lookup.
+/// What every series of a pool shares: the clock, the acquire wait and the error counter.
 #[derive(Debug)]
-pub(crate) struct Labels {
-    /// `db`, `operation`, `table`.
-    base: [KeyValue; 3],
-    duration: BoundHistogram<f64>,
-    /// `queries` under `base` + `status=success`.
-    success: BoundCounter<u64>,
+struct PoolWide {
+    /// The TSC where it is invariant (calibrated once per process), else the monotonic clock.
+    clock: Clock,
+    acquires: DurationCells,
+    /// `acquire_duration` bound to `db`, for the replay.
+    acquire_duration: BoundHistogram<f64>,
+    errors: Counter<u64>,
 }
 
+/// One `{db, operation, table}` series: its attributes and what it counted. Statements that
+/// share an operation and a table share a series, which outlives the statement cache.
+#[derive(Debug)]
+pub(crate) struct Series {
+    pool: Arc<PoolWide>,
+    /// `db`, `operation`, `table`.
+    base: [KeyValue; 3],
+    /// `queries` bound to `base` + `status=success` and `status=error`: a counter add is one
+    /// atomic add, and stays synchronous so that two wrappers with the same labels add up.
+    successes: BoundCounter<u64>,
+    failures: BoundCounter<u64>,
+    durations: DurationCells,
+    /// `query_duration` bound to `base`, for the replay.
+    duration: BoundHistogram<f64>,
+}
+
+impl Series {
+    #[inline]
+    fn record(&self, elapsed_ns: u64, error: Option<&sqlx::Error>) {
+        self.durations.record_nanos(elapsed_ns);
+        let Some(error) = error else {
+            self.successes.add(1);
+            return;
+        };
+        self.failures.add(1);
+        let [db, operation, table] = self.base.clone();
+        self.pool.errors.add(
+            1,
+            &[
+                db,
+                operation,
+                table,
+                KeyValue::new("error_type", error_type(error)),
+            ],
+        );
+    }
+}
+
+/// The durations of a pool's queries, handed to the histograms by [`Replay`]. A collect
+/// callback owns it, so durations recorded just before the pool is dropped still arrive.
+#[derive(Debug)]
+struct Recorded {
+    pool: Arc<PoolWide>,
+    queries: Counter<u64>,
+    query_duration: Histogram<f64>,
+    /// Bounded: a closed set of operations times at most `table cap + 2` tables.
+    series: Mutex<HashMap<(&'static str, StringValue), Arc<Series>>>,
+}
+
+/// Replays into the duration histograms what the pool's queries recorded since the last
+/// collect. Call it from a collect callback.
+#[derive(Debug, Clone)]
+pub(crate) struct Replay(Arc<Recorded>);
+
+impl Replay {
+    pub(crate) fn run(&self) {
+        let series: Vec<Arc<Series>> = self
+            .0
+            .series
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        for series in &series {
+            series.durations.drain(&series.duration);
+        }
+        let pool = &self.0.pool;
+        pool.acquires.drain(&pool.acquire_duration);
+    }
+}
+
+/// Slots of the lock-free statement cache (a power of two).
+const SLOTS: usize = 256;
+
+/// A statement text and its series, set once.
+type Slot = OnceLock<(Box<str>, Arc<Series>)>;
+
 /// Instruments and label caches shared by a pool, its transactions and its connections.
+///
+/// The hot path counts durations in atomics ([`DurationCells`]); a collect callback hands them
+/// to the histograms through [`Replay`].
 #[derive(Debug)]
 pub(crate) struct Metrics {
-    query_duration: Histogram<f64>,
-    queries: Counter<u64>,
-    errors: Counter<u64>,
+    recorded: Arc<Recorded>,
     db: KeyValue,
-    acquire_bound: BoundHistogram<f64>,
     tables: LabelCap,
-    statements: RwLock<HashMap<Box<str>, Arc<Labels>, BuildHasherDefault<TextHasher>>>,
+    /// Statement texts by hash, each slot set once and then only read: most queries find
+    /// their series here without a lock.
+    slots: Box<[Slot]>,
+    /// The statements whose slot was taken; starts over when full.
+    statements: RwLock<HashMap<Box<str>, Arc<Series>, BuildHasherDefault<TextHasher>>>,
 }
 
 /// The statement cache's hasher: FxHash, a multiply per word. The cache is looked up on every
@@ -66,6 +150,14 @@ struct TextHasher(u64);
 
 impl TextHasher {
     const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+    /// The slot of `sql`, from the hash's top bits: they depend on every byte, where the low
+    /// bits of a multiply see only the low bits of its input.
+    fn slot(sql: &str) -> usize {
+        let mut hasher = Self::default();
+        hasher.write(sql.as_bytes());
+        (hasher.finish() >> (u64::BITS - SLOTS.trailing_zeros())) as usize
+    }
 
     fn add(&mut self, word: u64) {
         self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(Self::SEED);
@@ -104,30 +196,44 @@ impl Hasher for TextHasher {
 impl Metrics {
     pub(crate) fn new(meter: &Meter, db: StringValue, table_cap: usize) -> Self {
         let db = KeyValue::new("db", Value::String(db));
-        let acquire_duration = meter
-            .f64_histogram(ACQUIRE_DURATION)
-            .with_unit(SECONDS)
-            .with_description("Time spent waiting for a pool connection.")
-            .with_boundaries(botscope_core::buckets::default_buckets())
-            .build();
-        Self {
-            query_duration: meter
-                .f64_histogram(QUERY_DURATION)
+        let duration = |name: &'static str, description: &'static str| {
+            meter
+                .f64_histogram(name)
                 .with_unit(SECONDS)
-                .with_description("Time from asking for a connection to the end of a query.")
+                .with_description(description)
                 .with_boundaries(botscope_core::buckets::default_buckets())
-                .build(),
-            queries: meter
-                .u64_counter(QUERIES)
-                .with_description("Queries by outcome.")
-                .build(),
+                .build()
+        };
+        let pool = Arc::new(PoolWide {
+            clock: Clock::new(),
+            acquires: DurationCells::default(),
+            acquire_duration: duration(
+                ACQUIRE_DURATION,
+                "Time spent waiting for a pool connection.",
+            )
+            .bind(std::slice::from_ref(&db)),
             errors: meter
                 .u64_counter(ERRORS)
                 .with_description("Failed queries by error class.")
                 .build(),
-            acquire_bound: acquire_duration.bind(std::slice::from_ref(&db)),
+        });
+        let recorded = Arc::new(Recorded {
+            pool,
+            queries: meter
+                .u64_counter(QUERIES)
+                .with_description("Queries by outcome.")
+                .build(),
+            query_duration: duration(
+                QUERY_DURATION,
+                "Time from asking for a connection to the end of a query.",
+            ),
+            series: Mutex::new(HashMap::new()),
+        });
+        Self {
+            recorded,
             db,
             tables: LabelCap::new(table_cap),
+            slots: std::iter::repeat_with(Slot::new).take(SLOTS).collect(),
             statements: RwLock::new(HashMap::default()),
         }
     }
@@ -136,78 +242,87 @@ impl Metrics {
         &self.db
     }
 
-    /// The labels of `sql`, from the cache or the lexer.
-    pub(crate) fn labels(&self, sql: &str) -> Arc<Labels> {
-        if let Ok(cache) = self.statements.read()
-            && let Some(labels) = cache.get(sql)
+    /// The collect hook that hands recorded durations to the histograms.
+    pub(crate) fn replay(&self) -> Replay {
+        Replay(Arc::clone(&self.recorded))
+    }
+
+    /// The series of `sql`: from its slot, the statement cache or the lexer.
+    pub(crate) fn statement(&self, sql: &str) -> Arc<Series> {
+        let slot = &self.slots[TextHasher::slot(sql)];
+        if let Some((text, series)) = slot.get()
+            && **text == *sql
         {
-            return Arc::clone(labels);
+            return Arc::clone(series);
+        }
+        if let Ok(cache) = self.statements.read()
+            && let Some(series) = cache.get(sql)
+        {
+            return Arc::clone(series);
         }
         let classified = sql::classify(sql);
         let table = match classified.table() {
             Some(table) => self.tables.admit(table),
             None => StringValue::from(""),
         };
-        let labels = Arc::new(self.bind(classified.operation(), table));
-        if let Ok(mut cache) = self.statements.write() {
+        let series = self.series(classified.operation(), table);
+        if slot.set((sql.into(), Arc::clone(&series))).is_err()
+            && let Ok(mut cache) = self.statements.write()
+        {
             if cache.len() >= STATEMENT_CACHE_CAPACITY {
                 cache.clear();
             }
-            cache.insert(sql.into(), Arc::clone(&labels));
+            cache.insert(sql.into(), Arc::clone(&series));
         }
-        labels
+        series
     }
 
-    fn bind(&self, operation: &'static str, table: StringValue) -> Labels {
-        let base = [
-            self.db.clone(),
-            KeyValue::new("operation", operation),
-            KeyValue::new("table", Value::String(table)),
-        ];
-        let [db, op, table] = base.clone();
-        let success = [db, op, table, KeyValue::new("status", status::SUCCESS)];
-        Labels {
-            duration: self.query_duration.bind(&base),
-            success: self.queries.bind(&success),
-            base,
-        }
+    fn series(&self, operation: &'static str, table: StringValue) -> Arc<Series> {
+        let mut all = self
+            .recorded
+            .series
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let series = all
+            .entry((operation, table))
+            .or_insert_with_key(|(_, table)| {
+                let base = [
+                    self.db.clone(),
+                    KeyValue::new("operation", operation),
+                    KeyValue::new("table", Value::String(table.clone())),
+                ];
+                let with_status = |status: &'static str| {
+                    let [db, operation, table] = base.clone();
+                    [db, operation, table, KeyValue::new("status", status)]
+                };
+                let queries = &self.recorded.queries;
+                Arc::new(Series {
+                    pool: Arc::clone(&self.recorded.pool),
+                    successes: queries.bind(&with_status(status::SUCCESS)),
+                    failures: queries.bind(&with_status(status::ERROR)),
+                    duration: self.recorded.query_duration.bind(&base),
+                    base,
+                    durations: DurationCells::default(),
+                })
+            });
+        Arc::clone(series)
     }
 
-    /// Labels of statements the wrapper issues itself (`begin`, `commit`, `rollback`).
-    pub(crate) fn fixed_labels(&self, operation: &'static str) -> Arc<Labels> {
-        self.labels(operation)
+    /// A guard timing a query of `sql`, from now.
+    pub(crate) fn start(&self, sql: &str) -> QueryGuard {
+        QueryGuard::new(self.statement(sql))
     }
 
-    pub(crate) fn record_acquire(&self, start: Instant) {
-        self.acquire_bound.record(start.elapsed().as_secs_f64());
+    /// A raw reading of the clock, for [`record_acquire`](Self::record_acquire).
+    pub(crate) fn now(&self) -> u64 {
+        self.recorded.pool.clock.raw()
     }
 
-    fn record(&self, labels: &Labels, start: Instant, error: Option<&sqlx::Error>) {
-        labels.duration.record(start.elapsed().as_secs_f64());
-        match error {
-            None => labels.success.add(1),
-            Some(error) => {
-                let [db, operation, table] = labels.base.clone();
-                self.queries.add(
-                    1,
-                    &[
-                        db.clone(),
-                        operation.clone(),
-                        table.clone(),
-                        KeyValue::new("status", status::ERROR),
-                    ],
-                );
-                self.errors.add(
-                    1,
-                    &[
-                        db,
-                        operation,
-                        table,
-                        KeyValue::new("error_type", error_type(error)),
-                    ],
-                );
-            }
-        }
+    /// Records a connection acquire that began at `start` (from [`now`](Self::now)).
+    pub(crate) fn record_acquire(&self, start: u64) {
+        let pool = &self.recorded.pool;
+        pool.acquires
+            .record_nanos(pool.clock.delta_as_nanos(start, pool.clock.raw()));
     }
 }
 
@@ -215,49 +330,42 @@ impl Metrics {
 /// which counts as a success (a stream dropped before its end did not fail).
 #[derive(Debug)]
 pub(crate) struct QueryGuard {
-    metrics: Arc<Metrics>,
-    labels: Arc<Labels>,
-    start: Instant,
-    /// The wait for a pool connection, not yet recorded.
-    acquire: Option<Duration>,
+    series: Arc<Series>,
+    /// A raw clock reading.
+    start: u64,
     done: bool,
 }
 
 impl QueryGuard {
-    pub(crate) fn new(metrics: Arc<Metrics>, labels: Arc<Labels>) -> Self {
+    fn new(series: Arc<Series>) -> Self {
         Self {
-            metrics,
-            labels,
-            start: Instant::now(),
-            acquire: None,
+            start: series.pool.clock.raw(),
+            series,
             done: false,
         }
     }
 
-    /// Notes that the pool handed out a connection (or gave up) now. The wait is recorded by
-    /// [`record_acquire`](Self::record_acquire) or with the outcome, off the path between
-    /// the acquire and the query's start.
-    pub(crate) fn acquired(&mut self) {
-        self.acquire = Some(self.start.elapsed());
-    }
-
-    /// Records the acquire wait noted by [`acquired`](Self::acquired), if not done yet.
-    pub(crate) fn record_acquire(&mut self) {
-        if let Some(wait) = self.acquire.take() {
-            self.metrics.acquire_bound.record(wait.as_secs_f64());
-        }
+    /// Records the wait for a pool connection, which ended now (with a connection or not).
+    #[inline]
+    pub(crate) fn acquired(&self) {
+        let pool = &self.series.pool;
+        pool.acquires
+            .record_nanos(pool.clock.delta_as_nanos(self.start, pool.clock.raw()));
     }
 
     /// Records the outcome now.
+    #[inline]
     pub(crate) fn finish(&mut self, error: Option<&sqlx::Error>) {
         if !self.done {
             self.done = true;
-            self.record_acquire();
-            self.metrics.record(&self.labels, self.start, error);
+            let clock = &self.series.pool.clock;
+            self.series
+                .record(clock.delta_as_nanos(self.start, clock.raw()), error);
         }
     }
 
     /// Records the outcome of `result` and hands it back.
+    #[inline]
     pub(crate) fn result<T>(mut self, result: Result<T, sqlx::Error>) -> Result<T, sqlx::Error> {
         self.finish(result.as_ref().err());
         result
@@ -281,7 +389,7 @@ mod tests {
         let meter = opentelemetry_sdk::metrics::SdkMeterProvider::default().meter("t");
         let metrics = Metrics::new(&meter, "db".into(), 2);
         for i in 0..STATEMENT_CACHE_CAPACITY * 2 + 7 {
-            let _ = metrics.labels(&format!("SELECT * FROM t{} WHERE id = {i}", i % 3));
+            let _ = metrics.statement(&format!("SELECT * FROM t{} WHERE id = {i}", i % 3));
         }
         let cached = metrics
             .statements
@@ -291,25 +399,44 @@ mod tests {
         assert!(cached <= STATEMENT_CACHE_CAPACITY);
         let tables: Vec<_> = (0..3)
             .map(|i| {
-                metrics.labels(&format!("SELECT 1 FROM t{i}")).base[2]
+                metrics.statement(&format!("SELECT 1 FROM t{i}")).base[2]
                     .value
                     .to_string()
             })
             .collect();
         assert_eq!(tables, ["t0", "t1", "other"]);
-        let same = metrics.labels("SELECT 1 FROM t0");
+        let same = metrics.statement("SELECT 1 FROM t0");
         assert!(
-            Arc::ptr_eq(&same, &metrics.labels("SELECT 1 FROM t0")),
+            Arc::ptr_eq(&same, &metrics.statement("SELECT 1 FROM t0")),
             "cached"
         );
+    }
+
+    #[test]
+    fn statements_sharing_a_slot_keep_their_own_series() {
+        let meter = opentelemetry_sdk::metrics::SdkMeterProvider::default().meter("t");
+        let metrics = Metrics::new(&meter, "db".into(), 10);
+        let first = "SELECT * FROM first";
+        let second = (0..)
+            .map(|i| format!("DELETE FROM second{i}"))
+            .find(|sql| TextHasher::slot(sql) == TextHasher::slot(first))
+            .unwrap_or_default();
+        for _ in 0..2 {
+            let first = metrics.statement(first);
+            let second = metrics.statement(&second);
+            assert_eq!(first.base[1].value.as_str(), "select");
+            assert_eq!(second.base[1].value.as_str(), "delete");
+            assert!(second.base[2].value.as_str().starts_with("second"));
+        }
+        let cached = metrics.statements.read().map(|c| c.len()).unwrap_or(0);
+        assert_eq!(cached, 1, "the second statement lives in the map");
     }
 
     #[test]
     fn counts_survive_the_cache_starting_over() {
         let scraped = botscope_testkit::TestMetrics::new("t");
         let metrics = Arc::new(Metrics::new(&scraped.meter(), "db".into(), 10));
-        let run =
-            |sql: &str| QueryGuard::new(Arc::clone(&metrics), metrics.labels(sql)).finish(None);
+        let run = |sql: &str| metrics.start(sql).finish(None);
         run("SELECT * FROM kept");
         for i in 0..STATEMENT_CACHE_CAPACITY + 1 {
             run(&format!("SELECT {i}"));

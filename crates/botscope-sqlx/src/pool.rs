@@ -2,7 +2,6 @@
 
 use std::fmt;
 use std::sync::{Arc, Weak};
-use std::time::Instant;
 
 use futures_util::future::BoxFuture;
 use futures_util::stream::{BoxStream, StreamExt};
@@ -11,7 +10,7 @@ use opentelemetry::{KeyValue, StringValue};
 use sqlx::{Database, Either, Execute, Executor, Pool, SqlStr};
 
 use crate::connection::InstrumentedConnection;
-use crate::metrics::{self, DEFAULT_TABLE_CAP, Metrics, QueryGuard, SCOPE, VERSION};
+use crate::metrics::{self, DEFAULT_TABLE_CAP, Metrics, SCOPE, VERSION};
 use crate::query::{self, Generator};
 use crate::transaction::InstrumentedTransaction;
 
@@ -89,15 +88,20 @@ impl<DB: Database> InstrumentedPool<DB> {
 
     fn build(pool: Pool<DB>, db: StringValue, meter: &Meter, table_cap: usize) -> Self {
         let shared = Arc::new_cyclic(|weak: &Weak<Shared<DB>>| {
+            let metrics = Arc::new(Metrics::new(meter, db.clone(), table_cap));
             let db_kv = KeyValue::new("db", db.clone());
             let connections = {
                 let weak = weak.clone();
+                let replay = metrics.replay();
                 let idle = [db_kv.clone(), KeyValue::new("state", "idle")];
                 let in_use = [db_kv.clone(), KeyValue::new("state", "in_use")];
                 meter
                     .i64_observable_gauge(metrics::CONNECTIONS)
                     .with_description("Pool connections by state, read at scrape.")
                     .with_callback(move |observer| {
+                        // The collect hook of the duration histograms too; it holds the
+                        // durations, not the pool, so those of a dropped pool still arrive.
+                        replay.run();
                         if let Some(shared) = weak.upgrade() {
                             let size = i64::from(shared.pool.size());
                             let idle_now =
@@ -123,7 +127,7 @@ impl<DB: Database> InstrumentedPool<DB> {
                     .build()
             };
             Shared {
-                metrics: Arc::new(Metrics::new(meter, db.clone(), table_cap)),
+                metrics,
                 pool,
                 db,
                 table_cap,
@@ -159,7 +163,7 @@ impl<DB: Database> InstrumentedPool<DB> {
     ///
     /// Cancel safe: dropped before it resolves, no connection is taken from the pool.
     pub async fn acquire(&self) -> Result<InstrumentedConnection<DB>, sqlx::Error> {
-        let start = Instant::now();
+        let start = self.shared.metrics.now();
         let conn = self.shared.pool.acquire().await;
         self.shared.metrics.record_acquire(start);
         Ok(InstrumentedConnection::new(
@@ -181,7 +185,7 @@ impl<DB: Database> InstrumentedPool<DB> {
     /// transaction is rolled back, as with [`Pool::begin`].
     pub async fn begin(&self) -> Result<InstrumentedTransaction<DB>, sqlx::Error> {
         let metrics = &self.shared.metrics;
-        let mut guard = QueryGuard::new(Arc::clone(metrics), metrics.fixed_labels("begin"));
+        let guard = metrics.start("begin");
         let conn = self.shared.pool.acquire().await;
         guard.acquired();
         let tx = match conn {
@@ -242,7 +246,7 @@ where
                 }
             };
             let mut stream = conn.fetch_many(query);
-            let mut next = query::overlapped(stream.next(), || guard.record_acquire()).await;
+            let mut next = stream.next().await;
             while let Some(item) = next {
                 match item {
                     Ok(item) => yielder.send(item).await,
@@ -267,14 +271,12 @@ where
         E: 'q + Execute<'q, DB>,
     {
         let pool = self.shared.pool.clone();
-        let (mut guard, query) = query::start(self.metrics(), query);
+        let (guard, query) = query::start(self.metrics(), query);
         Box::pin(async move {
             let conn = pool.acquire().await;
             guard.acquired();
             let result = match conn {
-                Ok(mut conn) => {
-                    query::overlapped(conn.fetch_optional(query), || guard.record_acquire()).await
-                }
+                Ok(mut conn) => conn.fetch_optional(query).await,
                 Err(error) => Err(error),
             };
             guard.result(result)
@@ -286,16 +288,15 @@ where
         E: 'q + Execute<'q, DB>,
     {
         let pool = self.shared.pool.clone();
-        let (mut guard, query) = query::start(self.metrics(), query);
+        let (guard, query) = query::start(self.metrics(), query);
         Box::pin(async move {
             let conn = pool.acquire().await;
             guard.acquired();
             let result = match conn {
-                Ok(mut conn) => {
-                    query::overlapped(conn.fetch_optional(query), || guard.record_acquire())
-                        .await
-                        .and_then(|row| row.ok_or(sqlx::Error::RowNotFound))
-                }
+                Ok(mut conn) => conn
+                    .fetch_optional(query)
+                    .await
+                    .and_then(|row| row.ok_or(sqlx::Error::RowNotFound)),
                 Err(error) => Err(error),
             };
             guard.result(result)
@@ -313,7 +314,7 @@ where
         let pool = self.shared.pool.clone();
         let metrics = Arc::clone(self.metrics());
         Box::pin(async move {
-            let start = Instant::now();
+            let start = metrics.now();
             let conn = pool.acquire().await;
             metrics.record_acquire(start);
             conn?.prepare_with(sql, parameters).await
@@ -324,7 +325,7 @@ where
         let pool = self.shared.pool.clone();
         let metrics = Arc::clone(self.metrics());
         Box::pin(async move {
-            let start = Instant::now();
+            let start = metrics.now();
             let conn = pool.acquire().await;
             metrics.record_acquire(start);
             conn?.describe(sql).await

@@ -1,8 +1,8 @@
 //! The pieces every executor shares: the query re-packed with its text read, a timed stream,
 //! and a small generator for streams that own their pool connection.
 
-use std::future::{Future, poll_fn};
-use std::pin::{Pin, pin};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
@@ -12,7 +12,7 @@ use futures_util::stream::Stream;
 use sqlx::error::BoxDynError;
 use sqlx::{Database, Execute, SqlStr};
 
-use crate::metrics::{Labels, Metrics, QueryGuard};
+use crate::metrics::{Metrics, QueryGuard};
 
 /// A query taken apart so its SQL text can be read before it runs.
 ///
@@ -63,30 +63,13 @@ impl<DB: Database> Execute<'_, DB> for Prepared<DB> {
 }
 
 /// Re-packs `query` and starts its timer.
-pub(crate) fn start<'q, DB, E>(metrics: &Arc<Metrics>, query: E) -> (QueryGuard, Prepared<DB>)
+pub(crate) fn start<'q, DB, E>(metrics: &Metrics, query: E) -> (QueryGuard, Prepared<DB>)
 where
     DB: Database,
     E: Execute<'q, DB>,
 {
     let prepared = Prepared::new(query);
-    let labels: Arc<Labels> = metrics.labels(prepared.text());
-    (QueryGuard::new(Arc::clone(metrics), labels), prepared)
-}
-
-/// Runs `future`, doing `work` right after its first poll: the driver has sent the query by
-/// then, so when the database works on another thread, core or host, `work` overlaps it
-/// instead of adding to the caller's wait.
-pub(crate) async fn overlapped<F: Future>(future: F, work: impl FnOnce()) -> F::Output {
-    let mut future = pin!(future);
-    let mut work = Some(work);
-    poll_fn(|cx| {
-        let poll = future.as_mut().poll(cx);
-        if let Some(work) = work.take() {
-            work();
-        }
-        poll
-    })
-    .await
+    (metrics.start(prepared.text()), prepared)
 }
 
 /// A stream timed until it ends, fails or is dropped.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use sqlx::{Database, Transaction};
 
 use crate::connection::backend_executors;
-use crate::metrics::{Metrics, QueryGuard};
+use crate::metrics::Metrics;
 
 /// A transaction from [`InstrumentedPool::begin`](crate::InstrumentedPool::begin).
 /// `&mut InstrumentedTransaction<DB>` is an [`Executor`](sqlx::Executor) (with the backend's
@@ -35,10 +35,7 @@ impl<DB: Database> InstrumentedTransaction<DB> {
     /// Dropped before it resolves, the transaction is rolled back as sqlx does on drop; the
     /// attempt counts as a success.
     pub async fn commit(self) -> Result<(), sqlx::Error> {
-        let guard = QueryGuard::new(
-            Arc::clone(&self.metrics),
-            self.metrics.fixed_labels("commit"),
-        );
+        let guard = self.metrics.start("commit");
         guard.result(self.tx.commit().await)
     }
 
@@ -53,10 +50,7 @@ impl<DB: Database> InstrumentedTransaction<DB> {
     /// Dropped before it resolves, the rollback still happens when the connection returns
     /// to the pool.
     pub async fn rollback(self) -> Result<(), sqlx::Error> {
-        let guard = QueryGuard::new(
-            Arc::clone(&self.metrics),
-            self.metrics.fixed_labels("rollback"),
-        );
+        let guard = self.metrics.start("rollback");
         guard.result(self.tx.rollback().await)
     }
 

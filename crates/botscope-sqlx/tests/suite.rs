@@ -218,10 +218,12 @@ macro_rules! suite {
             async fn a_busy_pool_of_one_times_out() {
                 let (pool, metrics) = pool(1, Duration::from_millis(300)).await;
                 let held = pool.acquire().await.unwrap();
+                let waited = std::time::Instant::now();
                 let err = sqlx::query("SELECT 1").execute(&pool).await.unwrap_err();
                 assert!(matches!(err, sqlx::Error::PoolTimedOut), "{err}");
                 let err = pool.begin().await.unwrap_err();
                 assert!(matches!(err, sqlx::Error::PoolTimedOut), "{err}");
+                let waited = waited.elapsed().as_secs_f64();
 
                 let s = metrics.scrape();
                 assert_eq!(errors(&s, "select", "", "pool_timed_out"), 1.0);
@@ -234,6 +236,12 @@ macro_rules! suite {
                     Some(1.0),
                     "only the first, uncontended acquire is under 250 ms"
                 );
+                // and the clock agrees with the wall clock: the two waits add up to at least the
+                // two timeouts and at most the time they took together (plus the uncontended one)
+                let sum = s
+                    .value("test_database_connection_acquire_duration_seconds_sum", &[("db", DB)])
+                    .unwrap_or_default();
+                assert!((0.6..waited + 0.05).contains(&sum), "acquire waits {sum} s in {waited} s");
                 drop(held);
                 let s = settle(&metrics, |s| connections(s, DB, "in_use") == Some(0.0)).await;
                 assert_eq!(connections(&s, DB, "in_use"), Some(0.0));
