@@ -1,25 +1,26 @@
-//! Durations counted in atomics on the query path and handed to the OpenTelemetry histogram
-//! when a reader collects.
+//! Durations counted on the query path and handed to the OpenTelemetry histogram when a
+//! reader collects.
 //!
-//! A histogram record in the SDK takes a mutex and touches half a dozen heap objects; on a
-//! query that costs microseconds this was most of the wrapper's overhead. Here a record is two
-//! relaxed atomic adds to one bucket cell (and a load each for the minimum and maximum), and
-//! a collect callback replays what came in since the last collect into the SDK histogram:
+//! A histogram record in the SDK goes through two dynamic calls, a vector of measures, a
+//! bounds search over `f64` and a mutex in a shared tracker; on a query of a few microseconds
+//! that was most of the wrapper's cost. Here a record takes an uncontended lock of its own and
+//! adds to one bucket, and the collect callback takes what came in since the last collect and
+//! replays it into the SDK histogram:
 //!
-//! - every value replayed for a bucket lies inside that bucket, so bucket counts and the
-//!   count are exact;
-//! - the values replayed for a bucket add up to the nanoseconds recorded in it, so the sum is
-//!   exact (to a nanosecond per value, carried over to the next collect);
-//! - the smallest and largest durations are replayed as they were, so `min` and `max` are
-//!   exact too.
+//! - every value replayed for a bucket lies inside that bucket, so bucket counts and the count
+//!   are exact;
+//! - the smallest and the largest duration are replayed as they were, so `min` and `max` are
+//!   exact;
+//! - the others are replayed at their mean, some a nanosecond above it, so the sum is exact to
+//!   the nanosecond.
 //!
 //! The replay is exact for the bounds it was built with ([`DEFAULT_BUCKETS`]); a view that
-//! re-buckets the instrument sees each bucket's values at their mean.
+//! re-buckets the instrument sees each default bucket's other values at their mean.
 //!
 //! [`DEFAULT_BUCKETS`]: botscope_core::buckets::DEFAULT_BUCKETS
 
-use std::sync::atomic::AtomicU64;
-use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::{Mutex, PoisonError};
+#[cfg(test)]
 use std::time::Duration;
 
 use botscope_core::buckets::DEFAULT_BUCKETS;
@@ -41,118 +42,222 @@ const BOUNDS_NS: [u64; BOUNDS] = {
     ns
 };
 
-/// One bucket's count and nanoseconds, side by side so a record touches one cache line.
-#[derive(Debug, Default)]
-struct Cell {
-    count: AtomicU64,
-    /// Wrapping: the replay may carry a shortfall over as a negative amount.
-    nanos: AtomicU64,
+/// What one series recorded since the last drain.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    counts: [u64; BOUNDS + 1],
+    nanos: [u64; BOUNDS + 1],
+    min: u64,
+    max: u64,
 }
 
-/// The durations of one series since the last [`drain`](Self::drain).
-#[derive(Debug)]
-pub(crate) struct DurationCells {
-    cells: [Cell; BOUNDS + 1],
-    min: AtomicU64,
-    max: AtomicU64,
-}
-
-impl Default for DurationCells {
+impl Default for Window {
     fn default() -> Self {
         Self {
-            cells: Default::default(),
-            min: AtomicU64::new(u64::MAX),
-            max: AtomicU64::new(0),
+            counts: [0; BOUNDS + 1],
+            nanos: [0; BOUNDS + 1],
+            min: u64::MAX,
+            max: 0,
         }
     }
 }
 
+/// The durations of one series since the last [`drain`](Self::drain).
+#[derive(Debug, Default)]
+pub(crate) struct DurationCells(Mutex<Window>);
+
 impl DurationCells {
-    /// Counts `duration`. Lock-free; never blocks on a collect.
-    #[cfg_attr(not(test), allow(dead_code))]
+    /// Counts `duration`.
+    #[cfg(test)]
     pub(crate) fn record(&self, duration: Duration) {
         self.record_nanos(u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX));
     }
 
-    /// Counts a duration of `ns` nanoseconds.
+    /// Counts a duration of `ns` nanoseconds. The lock is held for a few additions and only
+    /// contended by another record of the same series or by a drain's copy.
     #[inline]
     pub(crate) fn record_nanos(&self, ns: u64) {
         // Queries are mostly fast: a scan from the bottom usually stops at the first bound.
         let i = BOUNDS_NS.iter().position(|&b| ns <= b).unwrap_or(BOUNDS);
-        let cell = &self.cells[i];
-        // Nanoseconds first: a drain that sees the count sees them too.
-        cell.nanos.fetch_add(ns, Relaxed);
-        cell.count.fetch_add(1, Release);
-        if ns < self.min.load(Relaxed) {
-            self.min.fetch_min(ns, Relaxed);
-        }
-        if ns > self.max.load(Relaxed) {
-            self.max.fetch_max(ns, Relaxed);
-        }
+        let mut window = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        window.counts[i] = window.counts[i].saturating_add(1);
+        window.nanos[i] = window.nanos[i].saturating_add(ns);
+        window.min = window.min.min(ns);
+        window.max = window.max.max(ns);
     }
 
-    /// Replays into `histogram` what was recorded since the last drain.
-    ///
-    /// Safe to run beside records and other drains. A drain that sees a record's count sees
-    /// its nanoseconds; one that sees only the nanoseconds spreads them over the values it
-    /// replays, which at worst moves a value's worth of sum from one collect to the next.
+    /// Replays into `histogram` what was recorded since the last drain, and starts over.
     pub(crate) fn drain(&self, histogram: &BoundHistogram<f64>) {
-        let mut min = Some(self.min.swap(u64::MAX, Relaxed)).filter(|&m| m != u64::MAX);
-        let mut max = Some(self.max.swap(0, Relaxed)).filter(|&m| m != 0);
+        let window = std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner));
         let record = |ns: u64| histogram.record(ns as f64 / NANOS_PER_SECOND);
-        for (i, cell) in self.cells.iter().enumerate() {
-            let mut count = cell.count.swap(0, Acquire);
+        let (mut min, mut max) = (Some(window.min), Some(window.max));
+        for (i, (&count, &nanos)) in window.counts.iter().zip(&window.nanos).enumerate() {
             if count == 0 {
                 continue;
             }
-            // Signed arithmetic in wrapping u64: a shortfall carried over is "negative".
-            let mut nanos = cell.nanos.swap(0, Relaxed);
             let low = if i == 0 { 0 } else { BOUNDS_NS[i - 1] + 1 };
             let high = BOUNDS_NS.get(i).copied().unwrap_or(u64::MAX);
+            let (mut count, mut nanos) = (count, nanos);
+            // The extremes lie in the lowest and the highest bucket with a count; a bucket
+            // of one value holds both, and replays it once.
             for extreme in [&mut min, &mut max] {
                 if count > 0
                     && let Some(ns) = extreme.take_if(|ns| (low..=high).contains(ns))
                 {
                     record(ns);
                     count -= 1;
-                    nanos = nanos.wrapping_sub(ns);
+                    nanos = nanos.saturating_sub(ns);
                 }
             }
-            // The rest at their mean, `above` of them a nanosecond up so the sum is exact. The
-            // mean of values inside the bucket lies inside it; clamping only matters when a
-            // record's nanoseconds and count met different drains.
-            let total = u64::try_from(nanos as i64).unwrap_or(0);
-            if let Some(mean) = total.checked_div(count) {
-                let (mean, above) = match mean {
-                    mean if mean < low => (low, 0),
-                    mean if mean >= high => (high, 0),
-                    mean => (mean, total % count),
-                };
-                for k in 0..count {
-                    record(if k < above { mean + 1 } else { mean });
-                }
-                nanos = nanos.wrapping_sub(mean.wrapping_mul(count).wrapping_add(above));
+            let Some(mean) = nanos.checked_div(count) else {
+                continue;
+            };
+            // The other values all lie in the bucket, so their mean does too, and so does the
+            // mean plus one when it is below the top. The clamp only guards a sum that
+            // saturated.
+            let mean = mean.clamp(low, high);
+            let above = if mean < high { nanos % count } else { 0 };
+            for k in 0..count {
+                record(if k < above { mean + 1 } else { mean });
             }
-            if nanos != 0 {
-                cell.nanos.fetch_add(nanos, Relaxed);
-            }
-        }
-        // Extremes whose bucket had nothing this time belong to the next drain.
-        if let Some(ns) = min {
-            self.min.fetch_min(ns, Relaxed);
-        }
-        if let Some(ns) = max {
-            self.max.fetch_max(ns, Relaxed);
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use botscope_testkit::TestMetrics;
+    use std::sync::{Arc, Weak};
+
+    use opentelemetry::metrics::MeterProvider;
+    use opentelemetry_sdk::error::OTelSdkResult;
+    use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData, ResourceMetrics};
+    use opentelemetry_sdk::metrics::reader::MetricReader;
+    use opentelemetry_sdk::metrics::{
+        InstrumentKind, ManualReader, Pipeline, SdkMeterProvider, Temporality,
+    };
     use proptest::prelude::*;
 
     use super::*;
+
+    /// A manual reader the test keeps a handle on.
+    #[derive(Debug, Clone)]
+    struct Reader(Arc<ManualReader>);
+
+    impl MetricReader for Reader {
+        fn register_pipeline(&self, pipeline: Weak<Pipeline>) {
+            self.0.register_pipeline(pipeline);
+        }
+        fn collect(&self, rm: &mut ResourceMetrics) -> OTelSdkResult {
+            self.0.collect(rm)
+        }
+        fn force_flush(&self) -> OTelSdkResult {
+            self.0.force_flush()
+        }
+        fn shutdown_with_timeout(&self, timeout: std::time::Duration) -> OTelSdkResult {
+            self.0.shutdown_with_timeout(timeout)
+        }
+        fn temporality(&self, kind: InstrumentKind) -> Temporality {
+            self.0.temporality(kind)
+        }
+    }
+
+    /// What the SDK holds for the one histogram `d`: bucket counts, count, sum, min, max.
+    #[derive(Debug, PartialEq)]
+    struct Point {
+        buckets: Vec<u64>,
+        count: u64,
+        sum: f64,
+        min: Option<f64>,
+        max: Option<f64>,
+    }
+
+    struct Sdk {
+        reader: Reader,
+        histogram: opentelemetry::metrics::Histogram<f64>,
+        _provider: SdkMeterProvider,
+    }
+
+    impl Sdk {
+        fn new() -> Self {
+            let reader = Reader(Arc::new(ManualReader::builder().build()));
+            let provider = SdkMeterProvider::builder()
+                .with_reader(reader.clone())
+                .build();
+            let histogram = provider
+                .meter("t")
+                .f64_histogram("d")
+                .with_boundaries(botscope_core::buckets::default_buckets())
+                .build();
+            Self {
+                reader,
+                histogram,
+                _provider: provider,
+            }
+        }
+
+        fn point(&self) -> Option<Point> {
+            let mut rm = ResourceMetrics::default();
+            self.reader.collect(&mut rm).ok()?;
+            let metric = rm.scope_metrics().flat_map(|s| s.metrics()).next()?;
+            let AggregatedMetrics::F64(MetricData::Histogram(h)) = metric.data() else {
+                return None;
+            };
+            let p = h.data_points().next()?;
+            Some(Point {
+                buckets: p.bucket_counts().collect(),
+                count: p.count(),
+                sum: p.sum(),
+                min: p.min(),
+                max: p.max(),
+            })
+        }
+    }
+
+    /// What the SDK shows for `values` recorded straight into it.
+    fn direct(values: &[u64]) -> Option<Point> {
+        let sdk = Sdk::new();
+        for &ns in values {
+            sdk.histogram.record(ns as f64 / NANOS_PER_SECOND, &[]);
+        }
+        sdk.point()
+    }
+
+    /// The same values through the cells, drained after each chunk of the given sizes.
+    fn buffered(values: &[u64], chunks: &[usize]) -> Option<Point> {
+        let sdk = Sdk::new();
+        let bound = sdk.histogram.bind(&[]);
+        let cells = DurationCells::default();
+        let mut rest = values;
+        for &size in chunks.iter().cycle() {
+            let (chunk, more) = rest.split_at(size.min(rest.len()));
+            for &ns in chunk {
+                cells.record_nanos(ns);
+            }
+            cells.drain(&bound);
+            rest = more;
+            if rest.is_empty() {
+                break;
+            }
+        }
+        sdk.point()
+    }
+
+    /// Everything exact; the sum to the rounding of adding seconds in another order.
+    fn assert_same(direct: Option<Point>, buffered: Option<Point>) {
+        let (Some(d), Some(b)) = (direct, buffered) else {
+            panic!("no histogram point");
+        };
+        assert_eq!(
+            (&d.buckets, d.count, d.min, d.max),
+            (&b.buckets, b.count, b.min, b.max)
+        );
+        assert!(
+            (d.sum - b.sum).abs() <= 1e-12 * d.sum.max(1.0) * d.count as f64,
+            "sum {} against {}",
+            d.sum,
+            b.sum
+        );
+    }
 
     #[test]
     fn bounds_in_nanoseconds_match_the_default_buckets() {
@@ -161,74 +266,40 @@ mod tests {
         }
     }
 
-    fn histogram(metrics: &TestMetrics) -> opentelemetry::metrics::Histogram<f64> {
-        metrics
-            .meter()
-            .f64_histogram("d")
-            .with_unit("s")
-            .with_boundaries(botscope_core::buckets::default_buckets())
-            .build()
-    }
-
-    /// What the SDK shows for `values` recorded straight into it.
-    fn direct(values: &[u64]) -> String {
-        let metrics = TestMetrics::new("t");
-        let h = histogram(&metrics);
-        for &ns in values {
-            h.record(Duration::from_nanos(ns).as_secs_f64(), &[]);
-        }
-        metrics.scrape().text().to_owned()
-    }
-
-    /// The same values through the cells, drained after every `every` records.
-    fn buffered(values: &[u64], every: usize) -> String {
-        let metrics = TestMetrics::new("t");
-        let h = histogram(&metrics).bind(&[]);
-        let cells = DurationCells::default();
-        for chunk in values.chunks(every.max(1)) {
-            for &ns in chunk {
-                cells.record(Duration::from_nanos(ns));
-            }
-            cells.drain(&h);
-        }
-        metrics.scrape().text().to_owned()
-    }
-
-    /// Bucket lines and the count are compared as text; the sum as a number, since the SDK
-    /// adds floating-point seconds in a different order.
-    fn assert_same(direct: &str, buffered: &str) {
-        let (mut d_sum, mut b_sum) = (None, None);
-        let lines = |text: &str, sum: &mut Option<f64>| -> Vec<String> {
-            text.lines()
-                .filter(|l| l.starts_with("t_d"))
-                .filter_map(|l| {
-                    if l.starts_with("t_d_seconds_sum") {
-                        *sum = l.rsplit(' ').next().and_then(|v| v.parse().ok());
-                        None
-                    } else {
-                        Some(l.to_owned())
-                    }
-                })
-                .collect()
-        };
-        assert_eq!(lines(direct, &mut d_sum), lines(buffered, &mut b_sum));
-        let (d, b) = (d_sum.unwrap_or(f64::NAN), b_sum.unwrap_or(f64::NAN));
-        assert!((d - b).abs() <= 1e-9 * d.max(1.0), "sum {d} against {b}");
-    }
-
     #[test]
     fn a_drain_with_nothing_recorded_records_nothing() {
-        let metrics = TestMetrics::new("t");
-        DurationCells::default().drain(&histogram(&metrics).bind(&[]));
-        assert!(!metrics.scrape().text().contains("t_d_seconds"));
+        let sdk = Sdk::new();
+        DurationCells::default().drain(&sdk.histogram.bind(&[]));
+        assert_eq!(sdk.point(), None);
     }
 
     #[test]
     fn values_on_the_bounds_land_in_the_same_buckets() {
         let mut values: Vec<u64> = BOUNDS_NS.to_vec();
         values.extend(BOUNDS_NS.iter().map(|b| b + 1));
-        values.extend([0, 1, u64::MAX / 4]);
-        assert_same(&direct(&values), &buffered(&values, 5));
+        values.extend([0, 1, 20_000_000_000]);
+        assert_same(direct(&values), buffered(&values, &[5]));
+    }
+
+    #[test]
+    fn one_value_per_collect_is_replayed_once() {
+        // a single value is both the minimum and the maximum of its collect
+        let values = [
+            4_000_000, 1_000_000, 2_000_000, 3_000_000, 1_000_000, 1_000_000, 1_000_000,
+        ];
+        assert_same(direct(&values), buffered(&values, &[1, 2, 1, 3]));
+    }
+
+    #[test]
+    fn durations_are_counted_in_the_bucket_of_their_length() {
+        let sdk = Sdk::new();
+        let cells = DurationCells::default();
+        cells.record(Duration::from_millis(7));
+        cells.record(Duration::from_secs(11));
+        cells.drain(&sdk.histogram.bind(&[]));
+        let point = sdk.point().unwrap_or_else(|| panic!("no point"));
+        assert_eq!(point.buckets, [0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        assert_eq!((point.min, point.max), (Some(0.007), Some(11.0)));
     }
 
     proptest! {
@@ -238,48 +309,42 @@ mod tests {
                 prop_oneof![0u64..20_000_000, 0u64..20_000_000_000, Just(5_000_000u64)],
                 1..200,
             ),
-            every in 1usize..50,
+            chunks in prop::collection::vec(1usize..40, 1..10),
         ) {
-            assert_same(&direct(&values), &buffered(&values, every));
+            assert_same(direct(&values), buffered(&values, &chunks));
         }
     }
 
     #[test]
     fn records_racing_drains_lose_nothing() {
-        let metrics = TestMetrics::new("t");
-        let h = histogram(&metrics).bind(&[]);
+        let (sdk, all) = (Sdk::new(), Sdk::new());
+        let bound = sdk.histogram.bind(&[]);
         let cells = DurationCells::default();
         let per_thread = 20_000u64;
+        let value = |t: u64, i: u64| 1_000 + (i * 7_919 + t) % 30_000_000;
         std::thread::scope(|s| {
             for t in 0..2 {
                 let cells = &cells;
                 s.spawn(move || {
                     for i in 0..per_thread {
-                        cells.record(Duration::from_nanos(1_000 + (i + t) % 7_000));
+                        cells.record_nanos(value(t, i));
                     }
                 });
             }
-            let (cells, h) = (&cells, &h);
+            let (cells, bound) = (&cells, &bound);
             s.spawn(move || {
                 for _ in 0..200 {
-                    cells.drain(h);
+                    cells.drain(bound);
                 }
             });
         });
-        cells.drain(&h);
-        let scrape = metrics.scrape();
-        assert_eq!(
-            scrape.value("t_d_seconds_count", &[]),
-            Some(2.0 * per_thread as f64)
-        );
-        let expected: u64 = (0..2)
-            .flat_map(|t| (0..per_thread).map(move |i| 1_000 + (i + t) % 7_000))
-            .sum();
-        let sum = scrape.value("t_d_seconds_sum", &[]).unwrap_or(f64::NAN);
-        assert!((sum - expected as f64 / 1e9).abs() < 1e-9, "{sum}");
-        assert_eq!(
-            scrape.value("t_d_seconds_bucket", &[("le", "0.005")]),
-            Some(2.0 * per_thread as f64)
-        );
+        cells.drain(&bound);
+        for t in 0..2 {
+            for i in 0..per_thread {
+                all.histogram
+                    .record(value(t, i) as f64 / NANOS_PER_SECOND, &[]);
+            }
+        }
+        assert_same(all.point(), sdk.point());
     }
 }

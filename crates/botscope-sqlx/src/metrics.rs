@@ -2,7 +2,9 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock, Weak};
 
 use botscope_core::{LabelCap, status};
 use opentelemetry::metrics::{BoundCounter, BoundHistogram, Counter, Histogram, Meter};
@@ -55,9 +57,11 @@ pub(crate) struct Series {
     pool: Arc<PoolWide>,
     /// `db`, `operation`, `table`.
     base: [KeyValue; 3],
-    /// `queries` bound to `base` + `status=success` and `status=error`: a counter add is one
-    /// atomic add, and stays synchronous so that two wrappers with the same labels add up.
-    successes: BoundCounter<u64>,
+    /// Successes since the last replay, added to `success_counter` then.
+    successes: AtomicU64,
+    /// `queries` bound to `base` + `status=success` and `status=error`. Synchronous, so that
+    /// two wrappers with the same labels add up.
+    success_counter: BoundCounter<u64>,
     failures: BoundCounter<u64>,
     durations: DurationCells,
     /// `query_duration` bound to `base`, for the replay.
@@ -65,11 +69,20 @@ pub(crate) struct Series {
 }
 
 impl Series {
+    /// Hands the successes and durations recorded since the last call to OpenTelemetry.
+    fn hand_over(&self) {
+        let successes = self.successes.swap(0, Relaxed);
+        if successes > 0 {
+            self.success_counter.add(successes);
+        }
+        self.durations.drain(&self.duration);
+    }
+
     #[inline]
     fn record(&self, elapsed_ns: u64, error: Option<&sqlx::Error>) {
         self.durations.record_nanos(elapsed_ns);
         let Some(error) = error else {
-            self.successes.add(1);
+            self.successes.fetch_add(1, Relaxed);
             return;
         };
         self.failures.add(1);
@@ -86,8 +99,7 @@ impl Series {
     }
 }
 
-/// The durations of a pool's queries, handed to the histograms by [`Replay`]. A collect
-/// callback owns it, so durations recorded just before the pool is dropped still arrive.
+/// The successes and durations of a pool's queries, handed to OpenTelemetry by [`Replay`].
 #[derive(Debug)]
 struct Recorded {
     pool: Arc<PoolWide>,
@@ -97,15 +109,21 @@ struct Recorded {
     series: Mutex<HashMap<(&'static str, StringValue), Arc<Series>>>,
 }
 
-/// Replays into the duration histograms what the pool's queries recorded since the last
-/// collect. Call it from a collect callback.
+/// Replays into the success counter and the duration histograms what the pool's queries
+/// recorded since the last collect. Call it from a collect callback.
+///
+/// It holds the pool's metrics weakly: OpenTelemetry never drops a callback, so a strong
+/// reference would keep every pool's series alive. What a dropped pool recorded since the
+/// last collect is handed over as its series and its pool-wide state drop.
 #[derive(Debug, Clone)]
-pub(crate) struct Replay(Arc<Recorded>);
+pub(crate) struct Replay(Weak<Recorded>);
 
 impl Replay {
     pub(crate) fn run(&self) {
-        let series: Vec<Arc<Series>> = self
-            .0
+        let Some(recorded) = self.0.upgrade() else {
+            return;
+        };
+        let series: Vec<Arc<Series>> = recorded
             .series
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -113,10 +131,28 @@ impl Replay {
             .cloned()
             .collect();
         for series in &series {
-            series.durations.drain(&series.duration);
+            series.hand_over();
         }
-        let pool = &self.0.pool;
-        pool.acquires.drain(&pool.acquire_duration);
+        recorded.pool.hand_over();
+    }
+}
+
+impl Drop for Series {
+    fn drop(&mut self) {
+        self.hand_over();
+    }
+}
+
+impl PoolWide {
+    /// Hands the acquire waits recorded since the last call to OpenTelemetry.
+    fn hand_over(&self) {
+        self.acquires.drain(&self.acquire_duration);
+    }
+}
+
+impl Drop for PoolWide {
+    fn drop(&mut self) {
+        self.hand_over();
     }
 }
 
@@ -244,7 +280,7 @@ impl Metrics {
 
     /// The collect hook that hands recorded durations to the histograms.
     pub(crate) fn replay(&self) -> Replay {
-        Replay(Arc::clone(&self.recorded))
+        Replay(Arc::downgrade(&self.recorded))
     }
 
     /// The series of `sql`: from its slot, the statement cache or the lexer.
@@ -298,7 +334,8 @@ impl Metrics {
                 let queries = &self.recorded.queries;
                 Arc::new(Series {
                     pool: Arc::clone(&self.recorded.pool),
-                    successes: queries.bind(&with_status(status::SUCCESS)),
+                    successes: AtomicU64::new(0),
+                    success_counter: queries.bind(&with_status(status::SUCCESS)),
                     failures: queries.bind(&with_status(status::ERROR)),
                     duration: self.recorded.query_duration.bind(&base),
                     base,
@@ -436,20 +473,32 @@ mod tests {
     fn counts_survive_the_cache_starting_over() {
         let scraped = botscope_testkit::TestMetrics::new("t");
         let metrics = Arc::new(Metrics::new(&scraped.meter(), "db".into(), 10));
+        // what the pool's collect callback does
+        let replay = metrics.replay();
         let run = |sql: &str| metrics.start(sql).finish(None);
-        run("SELECT * FROM kept");
-        for i in 0..STATEMENT_CACHE_CAPACITY + 1 {
+        // a statement whose slot is taken lives in the map, which starts over when full
+        let first = "SELECT * FROM first";
+        run(first);
+        let kept = (0..)
+            .map(|i| format!("SELECT * FROM kept{i}"))
+            .find(|sql| TextHasher::slot(sql) == TextHasher::slot(first))
+            .unwrap_or_default();
+        let table = kept.rsplit(' ').next().unwrap_or_default().to_owned();
+        run(&kept);
+        for i in 0..SLOTS + STATEMENT_CACHE_CAPACITY + 1 {
             run(&format!("SELECT {i}"));
         }
-        run("SELECT * FROM kept");
+        run(&kept);
         let value = |s: &botscope_testkit::Scrape| {
             s.value(
                 "t_database_queries_total",
-                &[("table", "kept"), ("status", "success")],
+                &[("table", &table), ("status", "success")],
             )
         };
+        replay.run();
         assert_eq!(value(&scraped.scrape()), Some(2.0));
         drop(metrics);
+        replay.run();
         assert_eq!(value(&scraped.scrape()), Some(2.0));
     }
 }

@@ -99,8 +99,8 @@ impl<DB: Database> InstrumentedPool<DB> {
                     .i64_observable_gauge(metrics::CONNECTIONS)
                     .with_description("Pool connections by state, read at scrape.")
                     .with_callback(move |observer| {
-                        // The collect hook of the duration histograms too; it holds the
-                        // durations, not the pool, so those of a dropped pool still arrive.
+                        // Also the collect hook of the success counter and the duration
+                        // histograms.
                         replay.run();
                         if let Some(shared) = weak.upgrade() {
                             let size = i64::from(shared.pool.size());
