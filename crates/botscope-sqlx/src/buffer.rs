@@ -3,8 +3,8 @@
 //!
 //! A histogram record in the SDK goes through two dynamic calls, a vector of measures, a
 //! bounds search over `f64` and a mutex in a shared tracker; on a query of a few microseconds
-//! that was most of the wrapper's cost. Here a record takes an uncontended lock of its own and
-//! adds to one bucket, and the collect callback takes what came in since the last collect and
+//! that was most of the wrapper's cost. Here a record takes a lock that only records of the same
+//! series share and adds to one bucket, and the collect callback takes what came in since the last collect and
 //! replays it into the SDK histogram:
 //!
 //! - every value replayed for a bucket lies inside that bucket, so bucket counts and the count
@@ -73,8 +73,8 @@ impl DurationCells {
         self.record_nanos(u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX));
     }
 
-    /// Counts a duration of `ns` nanoseconds. The lock is held for a few additions and only
-    /// contended by another record of the same series or by a drain's copy.
+    /// Counts a duration of `ns` nanoseconds. The lock is held for a few additions, and only
+    /// records of the same series and a drain's copy take it.
     #[inline]
     pub(crate) fn record_nanos(&self, ns: u64) {
         // Queries are mostly fast: a scan from the bottom usually stops at the first bound.
