@@ -144,6 +144,13 @@ impl Drop for Series {
 }
 
 impl PoolWide {
+    /// Records a wait for a connection that began at the raw clock reading `start`.
+    #[inline]
+    fn record_acquire(&self, start: u64) {
+        self.acquires
+            .record_nanos(self.clock.delta_as_nanos(start, self.clock.raw()));
+    }
+
     /// Hands the acquire waits recorded since the last call to OpenTelemetry.
     fn hand_over(&self) {
         self.acquires.drain(&self.acquire_duration);
@@ -357,9 +364,7 @@ impl Metrics {
 
     /// Records a connection acquire that began at `start` (from [`now`](Self::now)).
     pub(crate) fn record_acquire(&self, start: u64) {
-        let pool = &self.recorded.pool;
-        pool.acquires
-            .record_nanos(pool.clock.delta_as_nanos(start, pool.clock.raw()));
+        self.recorded.pool.record_acquire(start);
     }
 }
 
@@ -385,9 +390,7 @@ impl QueryGuard {
     /// Records the wait for a pool connection, which ended now (with a connection or not).
     #[inline]
     pub(crate) fn acquired(&self) {
-        let pool = &self.series.pool;
-        pool.acquires
-            .record_nanos(pool.clock.delta_as_nanos(self.start, pool.clock.raw()));
+        self.series.pool.record_acquire(self.start);
     }
 
     /// Records the outcome now.
