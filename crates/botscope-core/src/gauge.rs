@@ -3,67 +3,63 @@
 //! An in-flight or active gauge that is decremented by hand goes wrong the first time a
 //! future is cancelled or a task panics between the increment and the decrement. A
 //! [`GaugeGuard`] adds one when it is created and subtracts it when it is dropped, which
-//! happens on every path out of the scope that holds it.
+//! happens on every path out of the scope that holds it. It is the one guard of every
+//! botscope gauge: jobs in progress, REST requests in flight, voice connections.
+//!
+//! The guard moves a *bound* up/down counter: the series is looked up once, when it is bound,
+//! and each guard then costs two atomic adds.
 //!
 //! ```
 //! use botscope_core::GaugeGuard;
 //! use opentelemetry::KeyValue;
 //!
 //! let meter = botscope_core::meter::global_meter("example", "0.0.0");
-//! let active = meter.i64_up_down_counter("scheduler_active_jobs").build();
+//! let active = meter
+//!     .i64_up_down_counter("scheduler_active_jobs")
+//!     .build()
+//!     .bind(&[KeyValue::new("handler_type", "cleanup")]);
 //!
-//! let guard = GaugeGuard::new(&active, [KeyValue::new("handler_type", "cleanup")]);
+//! let guard = GaugeGuard::new(&active);
 //! // ... the job runs; if its future is dropped here, the gauge still comes back down.
 //! drop(guard);
 //! ```
 
 use std::fmt;
-use std::sync::Arc;
 
-use opentelemetry::KeyValue;
-use opentelemetry::metrics::UpDownCounter;
+use opentelemetry::metrics::BoundUpDownCounter;
 
-/// Adds one to an up/down counter now and subtracts it on drop. See the [module
+/// Adds one to a bound up/down counter now and subtracts it on drop. See the [module
 /// docs](self).
 #[must_use = "the gauge goes back down as soon as the guard is dropped"]
 pub struct GaugeGuard {
-    counter: UpDownCounter<i64>,
-    attributes: Arc<[KeyValue]>,
+    gauge: BoundUpDownCounter<i64>,
 }
 
 impl GaugeGuard {
-    /// Increments `counter` under `attributes`; the returned guard decrements it on drop.
-    pub fn new(counter: &UpDownCounter<i64>, attributes: impl Into<Arc<[KeyValue]>>) -> Self {
-        let attributes = attributes.into();
-        counter.add(1, &attributes);
+    /// Increments `gauge`; the returned guard decrements it on drop.
+    pub fn new(gauge: &BoundUpDownCounter<i64>) -> Self {
+        gauge.add(1);
         Self {
-            counter: counter.clone(),
-            attributes,
+            gauge: gauge.clone(),
         }
-    }
-
-    /// The attributes the guard was counted under.
-    pub fn attributes(&self) -> &[KeyValue] {
-        &self.attributes
     }
 }
 
 impl Drop for GaugeGuard {
     fn drop(&mut self) {
-        self.counter.add(-1, &self.attributes);
+        self.gauge.add(-1);
     }
 }
 
 impl fmt::Debug for GaugeGuard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GaugeGuard")
-            .field("attributes", &self.attributes)
-            .finish_non_exhaustive()
+        f.debug_struct("GaugeGuard").finish_non_exhaustive()
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use opentelemetry::KeyValue;
     use opentelemetry::metrics::MeterProvider;
     use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
     use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
@@ -95,16 +91,20 @@ mod tests {
         let provider = SdkMeterProvider::builder()
             .with_reader(PeriodicReader::builder(exporter.clone()).build())
             .build();
-        let counter = provider.meter("test").i64_up_down_counter("active").build();
+        let counter = provider
+            .meter("test")
+            .i64_up_down_counter("active")
+            .build()
+            .bind(&[KeyValue::new("k", "v")]);
 
-        let a = GaugeGuard::new(&counter, [KeyValue::new("k", "v")]);
-        let b = GaugeGuard::new(&counter, [KeyValue::new("k", "v")]);
+        let a = GaugeGuard::new(&counter);
+        let b = GaugeGuard::new(&counter);
         assert_eq!(current(&exporter, &provider), 2);
         drop(a);
         assert_eq!(current(&exporter, &provider), 1);
 
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let _held = GaugeGuard::new(&counter, [KeyValue::new("k", "v")]);
+            let _held = GaugeGuard::new(&counter);
             panic!("job failed");
         }));
         assert!(result.is_err());

@@ -11,5 +11,5 @@ pub mod status;
 pub use buckets::DEFAULT_BUCKETS;
 pub use gauge::GaugeGuard;
 pub use label_cap::LabelCap;
-pub use outcome::{Classify, Ending, Finish, Timed};
+pub use outcome::{Classify, Ending, Finish, Timed, Timer};
 pub use status::Outcome;
