@@ -453,7 +453,7 @@ impl Inner {
         if connected {
             voice.entry(guild).or_insert_with(|| {
                 let label = self.voice_guilds.key_value(GUILD_ID, &guild.to_string());
-                GaugeGuard::new(&self.instruments.voice_active, [label])
+                GaugeGuard::new(&self.instruments.voice_active.bind(&[label]))
             });
         } else {
             voice.remove(&guild);

@@ -39,11 +39,10 @@ where
 {
     /// Starts a run: the clock starts and `active_jobs` goes up now.
     pub(crate) fn new(handler: &Arc<Handler>, future: F) -> Self {
-        let mut inner = Timed::new(future, Run::start(handler));
-        if let Some(clock) = handler.clock() {
-            inner = inner.with_clock(clock);
+        let (run, active) = Run::start(handler);
+        Self {
+            inner: Timed::new(future, run).with_gauge(active),
         }
-        Self { inner }
     }
 }
 

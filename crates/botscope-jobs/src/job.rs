@@ -4,7 +4,7 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
-use botscope_core::outcome::{Classify, Clock};
+use botscope_core::outcome::Classify;
 use opentelemetry::metrics::Meter;
 
 use crate::JobLayer;
@@ -58,7 +58,6 @@ impl Job<()> {
         JobBuilder {
             handler_type: handler_type.to_owned(),
             meter: None,
-            clock: None,
         }
     }
 }
@@ -97,27 +96,18 @@ impl<F> fmt::Debug for Job<F> {
     }
 }
 
-/// Configures a [`Job`] or a [`JobLayer`]: the meter and the clock.
+/// Configures a [`Job`] or a [`JobLayer`]: the meter.
 #[derive(Debug, Clone)]
 #[must_use = "a builder does nothing until built"]
 pub struct JobBuilder {
     handler_type: String,
     meter: Option<Meter>,
-    clock: Option<Clock>,
 }
 
 impl JobBuilder {
     /// Records to `meter` instead of the global provider's `botscope-jobs` meter.
     pub fn meter(mut self, meter: Meter) -> Self {
         self.meter = Some(meter);
-        self
-    }
-
-    /// Measures durations with `clock` instead of `std::time::Instant::now`.
-    ///
-    /// For tests under Tokio's paused time: `|| tokio::time::Instant::now().into_std()`.
-    pub fn clock(mut self, clock: Clock) -> Self {
-        self.clock = Some(clock);
         self
     }
 
@@ -155,7 +145,7 @@ impl JobBuilder {
             env!("CARGO_PKG_NAME"),
             env!("CARGO_PKG_VERSION"),
         );
-        Handler::new(&meter, &self.handler_type, self.clock).map(Arc::new)
+        Handler::new(&meter, &self.handler_type).map(Arc::new)
     }
 }
 

@@ -16,7 +16,7 @@ pub use error::{JobError, JobErrorType};
 pub use future::JobFuture;
 pub use job::{Job, JobBuilder, instrument};
 pub use layer::{JobLayer, JobService};
-pub use registry::{Registration, SchedulerRegistry};
+pub use registry::{Registration, SchedulerRegistry, SchedulerRegistryBuilder};
 
 #[cfg(test)]
 mod tests {

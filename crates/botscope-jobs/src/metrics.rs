@@ -3,8 +3,8 @@
 use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use botscope_core::outcome::{Classify, Clock, Ending, Finish};
-use botscope_core::{LabelCap, Outcome};
+use botscope_core::outcome::{Classify, Ending, Finish};
+use botscope_core::{GaugeGuard, LabelCap, Outcome};
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{
     BoundCounter, BoundGauge, BoundHistogram, BoundUpDownCounter, Counter, Gauge, Histogram, Meter,
@@ -71,7 +71,6 @@ pub(crate) struct Handler {
     /// Unbound, and bound on the first cron run, so jobs run by hand get no lag series.
     #[cfg(feature = "cron")]
     lag: (Histogram<f64>, OnceLock<BoundHistogram<f64>>),
-    clock: Option<Clock>,
     panic: [KeyValue; 2],
     cancelled: [KeyValue; 2],
 }
@@ -85,11 +84,7 @@ struct Bound {
 impl Handler {
     /// Builds the instruments and makes the handler's series appear at 0: `success` and
     /// `error` counts and durations, and the active gauge.
-    pub(crate) fn new(
-        meter: &Meter,
-        handler_type: &str,
-        clock: Option<Clock>,
-    ) -> Result<Self, JobError> {
+    pub(crate) fn new(meter: &Meter, handler_type: &str) -> Result<Self, JobError> {
         if handler_type.is_empty() {
             return Err(JobError::new(JobErrorType::EmptyHandlerType));
         }
@@ -146,7 +141,6 @@ impl Handler {
                     .build(),
                 OnceLock::new(),
             ),
-            clock,
             panic: with_status(Outcome::Panic),
             cancelled: with_status(Outcome::Cancelled),
             duration,
@@ -158,11 +152,6 @@ impl Handler {
     /// The handler type as given (before the cap).
     pub(crate) fn name(&self) -> &str {
         &self.name
-    }
-
-    /// The clock set by [`JobBuilder::clock`](crate::JobBuilder::clock), if any.
-    pub(crate) fn clock(&self) -> Option<Clock> {
-        self.clock
     }
 
     #[cfg(feature = "cron")]
@@ -206,30 +195,19 @@ impl Bound {
     }
 }
 
-/// One run of a [`Handler`]: counted in `active_jobs` from [`start`](Self::start) until it
-/// is dropped, and recorded by [`Finish`] when its future ends.
-///
-/// Being its own drop guard keeps the gauge right on every path, as a
-/// [`GaugeGuard`](botscope_core::GaugeGuard) would, on the bound instrument.
+/// The [`Finish`] of one run of a [`Handler`]: records the run under its outcome.
 pub(crate) struct Run(Arc<Handler>);
 
 impl Run {
-    pub(crate) fn start(handler: &Arc<Handler>) -> Self {
-        handler.active.add(1);
-        Self(Arc::clone(handler))
-    }
-}
-
-impl Drop for Run {
-    fn drop(&mut self) {
-        self.0.active.add(-1);
+    /// Starts a run: the returned guard holds it in `active_jobs` until it is recorded.
+    pub(crate) fn start(handler: &Arc<Handler>) -> (Self, GaugeGuard) {
+        (Self(Arc::clone(handler)), GaugeGuard::new(&handler.active))
     }
 }
 
 impl<T: Classify> Finish<T> for Run {
     fn finish(self, elapsed: Duration, ending: Ending<'_, T>) {
         self.0.record(elapsed, ending.outcome());
-        // `self` drops here: the run leaves `active_jobs` once it is recorded.
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use botscope_core::GaugeGuard;
-use opentelemetry::metrics::{Meter, UpDownCounter};
+use opentelemetry::metrics::{BoundUpDownCounter, Meter};
 
 use crate::error::{JobError, JobErrorType};
 use crate::metrics::QUEUE_DEPTH;
@@ -34,7 +34,7 @@ pub struct SchedulerRegistry {
 }
 
 struct Inner {
-    depth: UpDownCounter<i64>,
+    depth: BoundUpDownCounter<i64>,
     next_id: AtomicU64,
     names: Mutex<BTreeMap<u64, Arc<str>>>,
 }
@@ -42,26 +42,12 @@ struct Inner {
 impl SchedulerRegistry {
     /// An empty registry recording to the global meter provider.
     pub fn new() -> Self {
-        Self::with_meter(&botscope_core::meter::global_meter(
-            env!("CARGO_PKG_NAME"),
-            env!("CARGO_PKG_VERSION"),
-        ))
+        Self::builder().build()
     }
 
-    /// An empty registry recording to `meter`; the gauge shows 0 right away.
-    pub fn with_meter(meter: &Meter) -> Self {
-        let depth = meter
-            .i64_up_down_counter(QUEUE_DEPTH)
-            .with_description("Schedulers registered in the scheduler manager")
-            .build();
-        depth.add(0, &[]);
-        Self {
-            inner: Arc::new(Inner {
-                depth,
-                next_id: AtomicU64::new(0),
-                names: Mutex::new(BTreeMap::new()),
-            }),
-        }
+    /// A builder, to record to an explicit meter.
+    pub fn builder() -> SchedulerRegistryBuilder {
+        SchedulerRegistryBuilder::default()
     }
 
     /// Registers a scheduler called `name`; it counts until the registration is dropped.
@@ -82,7 +68,7 @@ impl SchedulerRegistry {
             id,
             name,
             registry: Arc::clone(&self.inner),
-            _depth: GaugeGuard::new(&self.inner.depth, []),
+            _depth: GaugeGuard::new(&self.inner.depth),
         })
     }
 
@@ -124,6 +110,43 @@ impl fmt::Debug for SchedulerRegistry {
         f.debug_struct("SchedulerRegistry")
             .field("names", &self.names())
             .finish()
+    }
+}
+
+/// Builds a [`SchedulerRegistry`].
+#[derive(Debug, Default)]
+#[must_use = "a builder does nothing until built"]
+pub struct SchedulerRegistryBuilder {
+    meter: Option<Meter>,
+}
+
+impl SchedulerRegistryBuilder {
+    /// Records to `meter` instead of the global provider's `botscope-jobs` meter.
+    pub fn meter(mut self, meter: Meter) -> Self {
+        self.meter = Some(meter);
+        self
+    }
+
+    /// An empty registry; the gauge shows 0 right away.
+    pub fn build(self) -> SchedulerRegistry {
+        let meter = botscope_core::meter::meter_or_global(
+            self.meter,
+            env!("CARGO_PKG_NAME"),
+            env!("CARGO_PKG_VERSION"),
+        );
+        let depth = meter
+            .i64_up_down_counter(QUEUE_DEPTH)
+            .with_description("Schedulers registered in the scheduler manager")
+            .build()
+            .bind(&[]);
+        depth.add(0);
+        SchedulerRegistry {
+            inner: Arc::new(Inner {
+                depth,
+                next_id: AtomicU64::new(0),
+                names: Mutex::new(BTreeMap::new()),
+            }),
+        }
     }
 }
 

@@ -28,7 +28,7 @@ async fn wait_for(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_one_second_schedule_fires_records_runs_and_lag() {
     let metrics = TestMetrics::new("disruptor");
-    let registry = SchedulerRegistry::with_meter(&metrics.meter());
+    let registry = SchedulerRegistry::builder().meter(metrics.meter()).build();
     let ran = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&ran);
     let job = Job::builder("heartbeat_check")

@@ -14,10 +14,6 @@ const ACTIVE: &str = "disruptor_scheduler_active_jobs";
 const LAST_SUCCESS: &str = "disruptor_scheduler_last_success_timestamp_seconds";
 const DEPTH: &str = "disruptor_scheduler_queue_depth";
 
-fn tokio_clock() -> std::time::Instant {
-    tokio::time::Instant::now().into_std()
-}
-
 fn runs(scrape: &Scrape, handler: &str, status: &str) -> Option<f64> {
     scrape.value(RUNS, &[("handler_type", handler), ("status", status)])
 }
@@ -55,7 +51,6 @@ async fn durations_land_in_the_right_buckets() {
     let metrics = TestMetrics::new("disruptor");
     let job = Job::builder("cleanup")
         .meter(metrics.meter())
-        .clock(tokio_clock)
         .build(|| async {
             tokio::time::sleep(Duration::from_millis(30)).await;
         })
@@ -63,7 +58,6 @@ async fn durations_land_in_the_right_buckets() {
     job.run().await;
     let slow = Job::builder("cleanup")
         .meter(metrics.meter())
-        .clock(tokio_clock)
         .build(|| async {
             tokio::time::sleep(Duration::from_secs(2)).await;
             Ok::<_, std::io::Error>(())
@@ -72,7 +66,6 @@ async fn durations_land_in_the_right_buckets() {
     slow.run().await.unwrap();
     let long = Job::builder("cleanup")
         .meter(metrics.meter())
-        .clock(tokio_clock)
         .build(|| async {
             tokio::time::sleep(Duration::from_secs(45)).await;
         })
@@ -157,7 +150,6 @@ async fn a_job_cancelled_mid_run_is_counted_and_leaves_active_at_zero() {
     let metrics = TestMetrics::new("disruptor");
     let job = Job::builder("stuck")
         .meter(metrics.meter())
-        .clock(tokio_clock)
         .build(pending::<()>)
         .unwrap();
 
@@ -276,7 +268,9 @@ fn an_empty_name_is_a_typed_error() {
     assert_eq!(layer.kind(), &JobErrorType::EmptyHandlerType);
     let one_off = instrument("", async {}).unwrap_err();
     assert_eq!(one_off.kind(), &JobErrorType::EmptyHandlerType);
-    let registry = SchedulerRegistry::with_meter(&TestMetrics::new("d").meter());
+    let registry = SchedulerRegistry::builder()
+        .meter(TestMetrics::new("d").meter())
+        .build();
     let registration = registry.register("").unwrap_err();
     assert_eq!(registration.kind(), &JobErrorType::EmptySchedulerName);
     assert!(registry.is_empty());
@@ -285,7 +279,7 @@ fn an_empty_name_is_a_typed_error() {
 #[test]
 fn queue_depth_follows_registrations() {
     let metrics = TestMetrics::new("disruptor");
-    let registry = SchedulerRegistry::with_meter(&metrics.meter());
+    let registry = SchedulerRegistry::builder().meter(metrics.meter()).build();
     assert_eq!(metrics.scrape().value(DEPTH, &[]), Some(0.0));
 
     let voice = registry.register("random_voice_join").unwrap();
