@@ -10,7 +10,10 @@ pub mod voice;
 #[cfg(feature = "lavalink")]
 pub use lavalink::{LavalinkTap, LavalinkTapBuilder};
 pub use tap::{GatewayTap, GatewayTapBuilder};
-pub use voice::{AudioTiming, TimedAudio, VoiceAttempt, VoiceMetrics, VoiceMetricsBuilder};
+pub use voice::{
+    AttemptRecord, AudioTiming, TimedAttempt, TimedAudio, VoiceAttempt, VoiceMetrics,
+    VoiceMetricsBuilder,
+};
 
 #[cfg(test)]
 mod tests {

@@ -10,6 +10,10 @@
 //! let voice = VoiceMetrics::new();
 //! let guild = Id::new(1);
 //!
+//! // a future: its result is the attempt's status
+//! let joined: Result<(), ()> = voice.connect(guild, connect()).await;
+//!
+//! // or a guard, where the attempt is not one future
 //! let attempt = voice.attempt(guild);
 //! match connect().await {
 //!     Ok(()) => attempt.succeeded(),
@@ -17,8 +21,17 @@
 //! }
 //!
 //! voice.time("cleanup", guild, cleanup()).await;
+//! # let _ = joined;
 //! # }
 //! ```
+//!
+//! # Outcomes
+//!
+//! Both go through botscope-core's [`Timer`]: an attempt counts `success` or `error` by its
+//! result, `panic` when the future panicked (the panic then carries on), and `cancelled` when
+//! the future or the [`VoiceAttempt`] was dropped before it ended. An audio operation's
+//! duration is recorded only when it ran to its end: the histogram has no status label, and
+//! the partial time of a cancelled or panicked operation would skew it.
 
 use std::fmt;
 use std::future::Future;
@@ -26,8 +39,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use botscope_core::label_cap::DEFAULT_CAP;
-use botscope_core::outcome::{Ending, Finish, Timed};
-use botscope_core::{LabelCap, status};
+use botscope_core::LabelCap;
+use botscope_core::outcome::{Classify, Ending, Finish, Timed, Timer};
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Histogram, Meter};
 use twilight_model::id::Id;
@@ -46,7 +59,7 @@ use crate::metrics::{
 ///
 /// | name | type | labels |
 /// |---|---|---|
-/// | `voice_connection_attempts_total` | counter | `guild_id`, `status` (`success`, `error`) |
+/// | `voice_connection_attempts_total` | counter | `guild_id`, `status` (`success`, `error`, `panic`, `cancelled`) |
 /// | `audio_processing_duration_seconds` | histogram | `operation`, `guild_id` |
 ///
 /// # Cardinality
@@ -133,15 +146,35 @@ impl VoiceMetrics {
     /// Starts a voice connection attempt in `guild_id`.
     ///
     /// End it with [`VoiceAttempt::succeeded`] or [`VoiceAttempt::failed`]; a guard dropped
-    /// otherwise (an early return, a cancelled future, a panic) counts as an error.
+    /// otherwise (an early return, a cancelled future, a panic) counts as `cancelled`.
     pub fn attempt(&self, guild_id: Id<GuildMarker>) -> VoiceAttempt {
         VoiceAttempt {
+            timer: Timer::start(self.attempt_record(guild_id)),
+        }
+    }
+
+    /// Counts `future` as a voice connection attempt in `guild_id`: `success` or `error` by
+    /// its output ([`Classify`]: `Ok` and `()` succeed), `panic` if it panics (the panic then
+    /// carries on unchanged), `cancelled` if it is dropped before it ends.
+    ///
+    /// # Cancel safety
+    ///
+    /// As cancel safe as `future`: dropping the returned future drops `future`.
+    pub fn connect<F>(&self, guild_id: Id<GuildMarker>, future: F) -> TimedAttempt<F>
+    where
+        F: Future,
+        F::Output: Classify,
+    {
+        Timed::new(future, self.attempt_record(guild_id))
+    }
+
+    fn attempt_record(&self, guild_id: Id<GuildMarker>) -> AttemptRecord {
+        AttemptRecord {
             guild: self
                 .inner
                 .attempt_guilds
                 .key_value(GUILD_ID, &guild_id.to_string()),
             counter: self.inner.attempts.clone(),
-            done: false,
         }
     }
 
@@ -149,7 +182,7 @@ impl VoiceMetrics {
     ///
     /// The clock starts now. The duration is recorded when the future completes; a future
     /// dropped before it completes, or whose poll panics, records nothing (see
-    /// [`AudioTiming`]).
+    /// [`AudioTiming`]): the panic carries on unchanged.
     ///
     /// # Cancel safety
     ///
@@ -188,43 +221,56 @@ impl fmt::Debug for VoiceMetrics {
 
 /// A voice connection attempt in progress, from [`VoiceMetrics::attempt`].
 ///
-/// Counted once: as `success` by [`succeeded`](Self::succeeded), else as `error`.
-#[must_use = "a dropped attempt counts as an error"]
+/// Counted once: `success` by [`succeeded`](Self::succeeded), `error` by
+/// [`failed`](Self::failed), else `cancelled` when dropped.
+#[must_use = "a dropped attempt counts as cancelled"]
 pub struct VoiceAttempt {
-    guild: KeyValue,
-    counter: Counter<u64>,
-    done: bool,
+    timer: Timer<Result<(), ()>, AttemptRecord>,
 }
 
 impl VoiceAttempt {
     /// Counts the attempt as `success`.
-    pub fn succeeded(mut self) {
-        self.finish(status::SUCCESS);
+    pub fn succeeded(self) {
+        self.timer.complete(&Ok(()));
     }
 
     /// Counts the attempt as `error`.
-    pub fn failed(mut self) {
-        self.finish(status::ERROR);
-    }
-
-    fn finish(&mut self, status: &'static str) {
-        self.done = true;
-        self.counter
-            .add(1, &[self.guild.clone(), KeyValue::new(STATUS, status)]);
-    }
-}
-
-impl Drop for VoiceAttempt {
-    fn drop(&mut self) {
-        if !self.done {
-            self.finish(status::ERROR);
-        }
+    pub fn failed(self) {
+        self.timer.complete(&Err(()));
     }
 }
 
 impl fmt::Debug for VoiceAttempt {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("VoiceAttempt")
+        f.debug_struct("VoiceAttempt").finish_non_exhaustive()
+    }
+}
+
+/// A future counted as a voice connection attempt by [`VoiceMetrics::connect`].
+pub type TimedAttempt<F> = Timed<F, AttemptRecord>;
+
+/// Counts one voice connection attempt in `voice_connection_attempts_total` under its
+/// outcome; the [`Finish`] of [`VoiceAttempt`] and [`TimedAttempt`].
+pub struct AttemptRecord {
+    guild: KeyValue,
+    counter: Counter<u64>,
+}
+
+impl<T: Classify> Finish<T> for AttemptRecord {
+    fn finish(self, _elapsed: Duration, ending: Ending<'_, T>) {
+        self.counter.add(
+            1,
+            &[
+                self.guild,
+                KeyValue::new(STATUS, ending.outcome().as_str()),
+            ],
+        );
+    }
+}
+
+impl fmt::Debug for AttemptRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AttemptRecord")
             .field("guild_id", &self.guild.value)
             .finish_non_exhaustive()
     }
@@ -245,7 +291,7 @@ pub struct AudioTiming {
 
 impl<T> Finish<T> for AudioTiming {
     fn finish(self, elapsed: Duration, ending: Ending<'_, T>) {
-        if let Ending::Completed(_) = ending {
+        if ending.is_completed() {
             self.histogram
                 .record(elapsed.as_secs_f64(), &self.attributes);
         }
@@ -271,12 +317,13 @@ mod tests {
     static_assertions::assert_impl_all!(VoiceMetrics: Clone, Send, Sync);
     static_assertions::assert_impl_all!(VoiceAttempt: Send, Sync);
     static_assertions::assert_impl_all!(TimedAudio<std::future::Ready<()>>: Send, Sync);
+    static_assertions::assert_impl_all!(TimedAttempt<std::future::Ready<()>>: Send, Sync);
 
     const ATTEMPTS: &str = "disruptor_voice_connection_attempts_total";
     const PROCESSING: &str = "disruptor_audio_processing_duration_seconds";
 
     #[test]
-    fn attempts_count_success_failure_and_drops_as_errors() {
+    fn attempts_count_success_failure_and_drops_as_cancelled() {
         let metrics = TestMetrics::new("disruptor");
         let voice = VoiceMetrics::builder().meter(metrics.meter()).build();
         voice.attempt(Id::new(1)).succeeded();
@@ -288,7 +335,8 @@ mod tests {
         let value =
             |guild, status| scrape.value(ATTEMPTS, &[("guild_id", guild), ("status", status)]);
         assert_eq!(value("1", "success"), Some(1.0));
-        assert_eq!(value("1", "error"), Some(2.0));
+        assert_eq!(value("1", "error"), Some(1.0));
+        assert_eq!(value("1", "cancelled"), Some(1.0));
         assert_eq!(value("2", "success"), Some(1.0));
         assert_eq!(value("2", "error"), None);
     }
@@ -359,5 +407,55 @@ mod tests {
             scrape.value(&format!("{PROCESSING}_bucket"), &in_bucket),
             Some(0.0)
         );
+    }
+
+    #[tokio::test]
+    async fn connect_counts_results_cancellations_and_panics() {
+        let metrics = TestMetrics::new("disruptor");
+        let voice = VoiceMetrics::builder().meter(metrics.meter()).build();
+        let guild = Id::new(9);
+
+        assert_eq!(voice.connect(guild, async { Ok::<_, ()>(7) }).await, Ok(7));
+        assert_eq!(voice.connect(guild, async { Err::<(), _>("no") }).await, Err("no"));
+        // The join is abandoned half way: the caller's timeout drops the future.
+        let stuck = voice.connect(guild, std::future::pending::<Result<(), ()>>());
+        assert!(
+            tokio::time::timeout(Duration::from_millis(20), stuck)
+                .await
+                .is_err()
+        );
+        // A panic reaches the caller with its payload, and is counted.
+        let panicking = voice.connect(guild, async {
+            if true {
+                std::panic::panic_any("voice gateway gone");
+            }
+            Ok::<(), ()>(())
+        });
+        let error = tokio::spawn(panicking).await.unwrap_err();
+        assert!(error.is_panic());
+        assert_eq!(
+            error.into_panic().downcast_ref::<&str>(),
+            Some(&"voice gateway gone")
+        );
+
+        let scrape = metrics.scrape();
+        let value = |status| scrape.value(ATTEMPTS, &[("guild_id", "9"), ("status", status)]);
+        assert_eq!(value("success"), Some(1.0));
+        assert_eq!(value("error"), Some(1.0));
+        assert_eq!(value("cancelled"), Some(1.0));
+        assert_eq!(value("panic"), Some(1.0));
+    }
+
+    #[tokio::test]
+    async fn a_panicking_audio_operation_records_no_duration_and_carries_on() {
+        let metrics = TestMetrics::new("disruptor");
+        let voice = VoiceMetrics::builder().meter(metrics.meter()).build();
+        let timed = voice.time("cleanup", Id::new(4), async {
+            if true {
+                panic!("decoder crashed");
+            }
+        });
+        assert!(tokio::spawn(timed).await.unwrap_err().is_panic());
+        assert!(!metrics.scrape().has(&format!("{PROCESSING}_count")));
     }
 }
