@@ -44,7 +44,7 @@ impl TestMetrics {
         Self { provider, registry }
     }
 
-    /// The provider, to hand to a builder's `meter_provider(..)`.
+    /// The provider itself, for code that takes a `MeterProvider`.
     pub fn provider(&self) -> &SdkMeterProvider {
         &self.provider
     }
