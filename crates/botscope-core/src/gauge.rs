@@ -59,57 +59,36 @@ impl fmt::Debug for GaugeGuard {
 
 #[cfg(test)]
 mod tests {
+    use botscope_testkit::TestMetrics;
     use opentelemetry::KeyValue;
-    use opentelemetry::metrics::MeterProvider;
-    use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
-    use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
 
     use super::*;
 
     static_assertions::assert_impl_all!(GaugeGuard: Send, Sync);
 
-    fn current(exporter: &InMemoryMetricExporter, provider: &SdkMeterProvider) -> i64 {
-        provider.force_flush().expect("flush");
-        let batches = exporter.get_finished_metrics().expect("metrics");
-        let last = batches.last().expect("one export");
-        let metric = last
-            .scope_metrics()
-            .flat_map(|s| s.metrics())
-            .find(|m| m.name() == "active")
-            .expect("metric exported");
-        match metric.data() {
-            AggregatedMetrics::I64(MetricData::Sum(sum)) => {
-                sum.data_points().map(|p| p.value()).sum()
-            }
-            other => panic!("unexpected data {other:?}"),
-        }
-    }
-
     #[test]
     fn guard_brings_the_gauge_back_on_drop_and_on_panic() {
-        let exporter = InMemoryMetricExporter::default();
-        let provider = SdkMeterProvider::builder()
-            .with_reader(PeriodicReader::builder(exporter.clone()).build())
-            .build();
-        let counter = provider
-            .meter("test")
+        let metrics = TestMetrics::new("t");
+        let counter = metrics
+            .meter()
             .i64_up_down_counter("active")
             .build()
             .bind(&[KeyValue::new("k", "v")]);
+        let current = || metrics.scrape().value("t_active", &[("k", "v")]);
 
         let a = GaugeGuard::new(&counter);
         let b = GaugeGuard::new(&counter);
-        assert_eq!(current(&exporter, &provider), 2);
+        assert_eq!(current(), Some(2.0));
         drop(a);
-        assert_eq!(current(&exporter, &provider), 1);
+        assert_eq!(current(), Some(1.0));
 
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let _held = GaugeGuard::new(&counter);
             panic!("job failed");
         }));
         assert!(result.is_err());
-        assert_eq!(current(&exporter, &provider), 1);
+        assert_eq!(current(), Some(1.0));
         drop(b);
-        assert_eq!(current(&exporter, &provider), 0);
+        assert_eq!(current(), Some(0.0));
     }
 }

@@ -350,9 +350,6 @@ mod tests {
     use std::task::Waker;
 
     use opentelemetry::KeyValue;
-    use opentelemetry::metrics::MeterProvider;
-    use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
-    use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
 
     use super::*;
 
@@ -464,40 +461,21 @@ mod tests {
 
     #[test]
     fn the_gauge_is_held_until_the_end_on_every_path() {
-        let exporter = InMemoryMetricExporter::default();
-        let provider = SdkMeterProvider::builder()
-            .with_reader(PeriodicReader::builder(exporter.clone()).build())
-            .build();
-        let active = provider
-            .meter("test")
+        let metrics = botscope_testkit::TestMetrics::new("t");
+        let active = metrics
+            .meter()
             .i64_up_down_counter("active")
             .build()
             .bind(&[KeyValue::new("k", "v")]);
-        let current = || -> i64 {
-            provider.force_flush().unwrap();
-            let batches = exporter.get_finished_metrics().unwrap();
-            let metric = batches
-                .last()
-                .unwrap()
-                .scope_metrics()
-                .flat_map(|s| s.metrics())
-                .find(|m| m.name() == "active")
-                .map(|m| match m.data() {
-                    AggregatedMetrics::I64(MetricData::Sum(sum)) => {
-                        sum.data_points().map(|p| p.value()).sum()
-                    }
-                    other => panic!("unexpected data {other:?}"),
-                });
-            metric.unwrap_or(0)
-        };
+        let current = || metrics.scrape().value("t_active", &[("k", "v")]);
         let guard = || GaugeGuard::new(&active);
 
         let mut cancelled =
             Box::pin(Timed::new(std::future::pending::<()>(), Log::default()).with_gauge(guard()));
         let _ = poll_once(cancelled.as_mut());
-        assert_eq!(current(), 1);
+        assert_eq!(current(), Some(1.0));
         drop(cancelled);
-        assert_eq!(current(), 0);
+        assert_eq!(current(), Some(0.0));
 
         let mut panicking = Box::pin(
             Timed::new(
@@ -510,13 +488,13 @@ mod tests {
             )
             .with_gauge(guard()),
         );
-        assert_eq!(current(), 1);
+        assert_eq!(current(), Some(1.0));
         let _ = catch_unwind(AssertUnwindSafe(|| poll_once(panicking.as_mut())));
-        assert_eq!(current(), 0);
+        assert_eq!(current(), Some(0.0));
 
         let mut done =
             Box::pin(Timed::new(std::future::ready(()), Log::default()).with_gauge(guard()));
         let _ = poll_once(done.as_mut());
-        assert_eq!(current(), 0);
+        assert_eq!(current(), Some(0.0));
     }
 }
