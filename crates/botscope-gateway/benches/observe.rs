@@ -3,14 +3,14 @@
 //! The shard is built with a config pointing at an unused address and never polled: `observe`
 //! only reads its id, state and latency. The meter is a real SDK provider with the Prometheus
 //! exporter, as in production. After criterion's report, the bench prints the median cost per
-//! event of each path (batches of 10,000 events) and their difference and ratio.
-
-use std::hint::black_box;
-use std::time::Instant;
+//! event of each path, sampled alternately (batches of 10,000 events), and their difference and
+//! ratio. Budget: 50 ns added per event.
 
 use botscope_gateway::GatewayTap;
 use botscope_testkit::TestMetrics;
+use botscope_testkit::bench::interleaved;
 use criterion::{Criterion, criterion_group, criterion_main};
+use std::hint::black_box;
 use twilight_gateway::error::ReceiveMessageError;
 use twilight_gateway::{ConfigBuilder, Event, EventTypeFlags, Intents, Shard, ShardId};
 
@@ -48,22 +48,6 @@ fn shard() -> Shard {
     Shard::with_config(ShardId::new(3, 8), config)
 }
 
-/// The median cost per call of `f`, in nanoseconds, over 101 batches of 10,000 calls.
-fn median_ns(mut f: impl FnMut()) -> f64 {
-    const BATCH: u32 = 10_000;
-    let mut samples: Vec<f64> = (0..101)
-        .map(|_| {
-            let start = Instant::now();
-            for _ in 0..BATCH {
-                f();
-            }
-            start.elapsed().as_nanos() as f64 / f64::from(BATCH)
-        })
-        .collect();
-    samples.sort_by(f64::total_cmp);
-    samples[samples.len() / 2]
-}
-
 fn observe(c: &mut Criterion) {
     let metrics = TestMetrics::new("bench");
     let tap = GatewayTap::builder().meter(metrics.meter()).build();
@@ -89,16 +73,14 @@ fn observe(c: &mut Criterion) {
     group.finish();
 
     for (name, item) in &items {
-        let bare = median_ns(|| {
-            black_box(black_box(item).is_ok());
-        });
-        let tapped = median_ns(|| tap.observe(&shard, black_box(item)));
-        println!(
-            "gateway_tap/{name}: bare {bare:.1} ns, observe {tapped:.1} ns median per event; \
-             added {:.1} ns, ratio {:.1}x (budget: added <= 150 ns, goal 50 ns)",
-            tapped - bare,
-            tapped / bare.max(0.1),
-        );
+        interleaved(
+            10_000,
+            || {
+                black_box(black_box(item).is_ok());
+            },
+            || tap.observe(&shard, black_box(item)),
+        )
+        .print(&format!("gateway_tap/{name} per event"), 50.0);
     }
     // Keep the exporter honest: the events were really recorded.
     assert!(metrics.render().contains("bench_gateway_events_total"));

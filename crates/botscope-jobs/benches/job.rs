@@ -4,21 +4,16 @@
 //! hits both alike) and the medians and their ratio are printed.
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use botscope_jobs::Job;
 use botscope_testkit::TestMetrics;
+use botscope_testkit::bench::interleaved_async;
 use criterion::{Criterion, criterion_group, criterion_main};
 
 async fn work(x: u64) -> Result<u64, std::io::Error> {
     tokio::task::yield_now().await;
     Ok(black_box(x) + 1)
-}
-
-/// Median nanoseconds per iteration of `run`, over `samples` batches of `batch`.
-fn median_ns(samples: &mut [f64]) -> f64 {
-    samples.sort_by(f64::total_cmp);
-    samples[samples.len() / 2]
 }
 
 fn bench(c: &mut Criterion) {
@@ -42,30 +37,9 @@ fn bench(c: &mut Criterion) {
     });
     group.finish();
 
-    const SAMPLES: usize = 101;
-    const BATCH: u32 = 10_000;
-    let (mut bare, mut decorated) = (Vec::new(), Vec::new());
-    runtime.block_on(async {
-        for _ in 0..SAMPLES {
-            let start = Instant::now();
-            for _ in 0..BATCH {
-                let _ = black_box(work(1).await);
-            }
-            bare.push(start.elapsed().as_nanos() as f64 / f64::from(BATCH));
-            let start = Instant::now();
-            for _ in 0..BATCH {
-                let _ = black_box(job.run().await);
-            }
-            decorated.push(start.elapsed().as_nanos() as f64 / f64::from(BATCH));
-        }
-    });
-    let (bare, decorated) = (median_ns(&mut bare), median_ns(&mut decorated));
-    println!(
-        "job decorator, same run: bare median {bare:.1} ns/run, decorated median {decorated:.1} ns/run, \
-         added {:.1} ns/run (budget 1000), ratio {:.2}x",
-        decorated - bare,
-        decorated / bare
-    );
+    runtime
+        .block_on(interleaved_async(10_000, || work(1), || job.run()))
+        .print("job decorator per run", 1_000.0);
 }
 
 criterion_group! {

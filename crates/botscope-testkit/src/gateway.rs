@@ -22,6 +22,8 @@
 //! gateway.set_guilds(0, [FakeGuild::available(1), FakeGuild::unavailable(2)]);
 //! // ConfigBuilder::new(token, intents).proxy_url(gateway.url()) ...
 //! gateway.message_create(0, 10, "hello");
+//! let ping = gateway.interaction_create(0, &botscope_testkit::interaction::FakeInteraction::command("ping"));
+//! // answer it within 3 s of `ping.id`'s time: POST interactions/{ping.id}/{ping.token}/callback
 //! gateway.reconnect(0);
 //! # Ok(()) }
 //! ```
@@ -39,6 +41,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_websockets::{CloseCode, Message, ServerBuilder, WebSocketStream};
+
+use crate::interaction::{FakeInteraction, MintedInteraction};
 
 /// The heartbeat interval announced in HELLO unless the builder sets another (Discord's).
 pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_millis(41_250);
@@ -236,6 +240,18 @@ impl FakeGateway {
             "MESSAGE_CREATE",
             message_json(id, channel_id, content),
         );
+    }
+
+    /// Sends INTERACTION_CREATE for `interaction`, created now (a fresh snowflake), and
+    /// returns its id and token, to answer it through the REST fake.
+    pub fn interaction_create(
+        &self,
+        shard: u32,
+        interaction: &FakeInteraction,
+    ) -> MintedInteraction {
+        let minted = interaction.minted();
+        self.dispatch(shard, "INTERACTION_CREATE", minted.json());
+        minted
     }
 
     /// Sends `count` MESSAGE_CREATE events to `shard`, one every `1 / per_second` seconds.

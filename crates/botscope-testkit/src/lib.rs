@@ -1,7 +1,9 @@
 #![doc = include_str!("../README.md")]
 
+pub mod bench;
 pub mod client;
 pub mod gateway;
+pub mod interaction;
 pub mod rest;
 pub mod scrape;
 

@@ -2,10 +2,18 @@
 //!
 //! [`FakeDiscord`] answers the routes the tests and the demo use with JSON that twilight-model
 //! deserializes — `GET users/@me`, `GET users/{id}`, `POST channels/{id}/messages`,
-//! `GET channels/{id}/messages[/{id}]`, `GET guilds/{id}`, `POST webhooks/{id}/{token}`
-//! (a message with `?wait=true`, else 204) and `POST interactions/{id}/{token}/callback` (204) —
-//! and 404 with Discord's error JSON for anything else. Successful answers carry ratelimit
+//! `GET channels/{id}/messages[/{id}]`, `GET guilds/{id}`, `PUT applications/{id}/commands`
+//! (an empty list), `POST webhooks/{id}/{token}`
+//! (a message with `?wait=true`, else 204), `GET`/`PATCH`/`DELETE
+//! webhooks/{id}/{token}/messages/{id|@original}` and `POST interactions/{id}/{token}/callback`
+//! — and 404 with Discord's error JSON for anything else. Successful answers carry ratelimit
 //! headers with `x-ratelimit-scope: user`, as Discord's do.
+//!
+//! Interactions keep Discord's deadlines, read from the interaction's snowflake alone: a
+//! callback within [`RESPONSE_DEADLINE`] of it gets 204, a later one 404 with JSON code 10062
+//! "Unknown interaction"; a token whose callback was accepted serves follow-ups
+//! (`webhooks/{application_id}/{token}…`) for [`FOLLOWUP_TTL`] (configurable with
+//! [`FakeDiscord::set_followup_ttl`]), then answers 401 with code 50027 "Invalid Webhook Token".
 //!
 //! A script of [`Reply`]s overrides the answers: the next requests get scripted statuses,
 //! 5xx, 401, the four kinds of 429 with real headers, or extra latency; [`FakeDiscord::always`]
@@ -22,7 +30,7 @@
 //! # Ok(()) }
 //! ```
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -39,6 +47,9 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+
+use crate::interaction::snowflake_time;
+pub use crate::interaction::{FOLLOWUP_TTL, RESPONSE_DEADLINE};
 
 /// The id of the bot user `users/@me` answers with.
 pub const BOT_USER_ID: u64 = 900_000_000_000_000_001;
@@ -120,12 +131,31 @@ pub struct ReceivedRequest {
     pub body_len: usize,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct State {
     script: VecDeque<Reply>,
     always: Option<Reply>,
     latency: Duration,
     log: Vec<ReceivedRequest>,
+    response_deadline: Duration,
+    followup_ttl: Duration,
+    /// The tokens of answered interactions and when their interaction was created; entries
+    /// older than the follow-up TTL go when the next callback arrives.
+    answered: HashMap<String, SystemTime>,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        Self {
+            script: VecDeque::new(),
+            always: None,
+            latency: Duration::ZERO,
+            log: Vec::new(),
+            response_deadline: RESPONSE_DEADLINE,
+            followup_ttl: FOLLOWUP_TTL,
+            answered: HashMap::new(),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -211,6 +241,18 @@ impl FakeDiscord {
         self.shared.lock().latency = latency;
     }
 
+    /// How long after an interaction's creation its callback is accepted (default
+    /// [`RESPONSE_DEADLINE`], Discord's 3 s).
+    pub fn set_response_deadline(&self, deadline: Duration) {
+        self.shared.lock().response_deadline = deadline;
+    }
+
+    /// How long an answered interaction's token serves follow-ups (default [`FOLLOWUP_TTL`],
+    /// Discord's 15 minutes; short in tests).
+    pub fn set_followup_ttl(&self, ttl: Duration) {
+        self.shared.lock().followup_ttl = ttl;
+    }
+
     /// The requests received so far.
     pub fn requests(&self) -> Vec<ReceivedRequest> {
         self.shared.lock().log.clone()
@@ -291,7 +333,49 @@ async fn answer(shared: &Shared, request: Request<Incoming>) -> Response<Full<By
     match reply {
         Reply::Status(status) => error(status),
         Reply::RateLimited { kind, retry_after } => rate_limited(kind, retry_after),
-        _ => route(&parts.method, &path, query.as_deref()),
+        _ => interaction_deadline(shared, &parts.method, &path)
+            .unwrap_or_else(|| route(&parts.method, &path, query.as_deref())),
+    }
+}
+
+/// Discord's answer to a callback after the response deadline, or to a follow-up whose token
+/// has expired; `None` when the request is within its deadline (or no interaction's).
+fn interaction_deadline(
+    shared: &Shared,
+    method: &Method,
+    path: &str,
+) -> Option<Response<Full<Bytes>>> {
+    let rest = path.strip_prefix("/api/v")?.split_once('/')?.1;
+    let segments: Vec<&str> = rest.split('/').collect();
+    let now = SystemTime::now();
+    let mut state = shared.lock();
+    match (method.as_str(), segments.as_slice()) {
+        ("POST", ["interactions", id, token, "callback"]) => {
+            let created = snowflake_time(id.parse().ok()?);
+            let age = now.duration_since(created).unwrap_or_default();
+            if age > state.response_deadline {
+                return Some(json_response(
+                    StatusCode::NOT_FOUND,
+                    &json!({ "message": "Unknown interaction", "code": 10062 }),
+                ));
+            }
+            let ttl = state.followup_ttl;
+            state
+                .answered
+                .retain(|_, created| now.duration_since(*created).unwrap_or_default() <= ttl);
+            state.answered.insert((*token).to_owned(), created);
+            None
+        }
+        (_, ["webhooks", _, token, ..]) => {
+            let created = *state.answered.get(*token)?;
+            (now.duration_since(created).unwrap_or_default() > state.followup_ttl).then(|| {
+                json_response(
+                    StatusCode::UNAUTHORIZED,
+                    &json!({ "message": "Invalid Webhook Token", "code": 50027 }),
+                )
+            })
+        }
+        _ => None,
     }
 }
 
@@ -454,7 +538,23 @@ fn route(method: &Method, path: &str, query: Option<&str>) -> Response<Full<Byte
                 (204, None, "webhooks")
             }
         }
+        ("GET" | "PATCH", ["webhooks", _, _, "messages", id]) => (
+            200,
+            Some(message(
+                "900000000000000200",
+                if *id == "@original" {
+                    NEW_MESSAGE_ID
+                } else {
+                    id
+                },
+            )),
+            "webhooks",
+        ),
+        ("DELETE", ["webhooks", _, _, "messages", _]) => (204, None, "webhooks"),
         ("POST", ["interactions", _, _, "callback"]) => (204, None, "interactions"),
+        ("PUT", ["applications", _, "commands"]) => {
+            (200, Some(Value::Array(Vec::new())), "commands")
+        }
         _ => return error(404),
     };
     let mut response = match body {
