@@ -6,10 +6,11 @@ use std::future::Future;
 use std::hint::black_box;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use botscope_http::DiscordMetricsLayer;
 use botscope_testkit::TestMetrics;
+use botscope_testkit::bench::interleaved;
 use criterion::{Criterion, criterion_group};
 use tower::{Layer, Service, service_fn};
 
@@ -36,24 +37,6 @@ fn bare() -> impl Service<http::Request<()>, Response = http::Response<()>, Erro
     service_fn(|_req: http::Request<()>| std::future::ready(Ok(http::Response::new(()))))
 }
 
-fn median_ns<S>(service: &mut S) -> f64
-where
-    S: Service<http::Request<()>, Response = http::Response<()>, Error = Infallible>,
-{
-    const ITERS: u32 = 20_000;
-    let mut samples: Vec<f64> = (0..51)
-        .map(|_| {
-            let start = Instant::now();
-            for _ in 0..ITERS {
-                black_box(call(service));
-            }
-            start.elapsed().as_nanos() as f64 / f64::from(ITERS)
-        })
-        .collect();
-    samples.sort_by(f64::total_cmp);
-    samples[samples.len() / 2]
-}
-
 fn bench(c: &mut Criterion) {
     let metrics = TestMetrics::new("bench");
     let layer = DiscordMetricsLayer::builder()
@@ -66,14 +49,16 @@ fn bench(c: &mut Criterion) {
     group.bench_function("instrumented", |b| b.iter(|| call(&mut measured)));
     group.finish();
 
-    let bare_ns = median_ns(&mut plain);
-    let instrumented_ns = median_ns(&mut measured);
-    println!(
-        "discord_metrics_layer: bare median {bare_ns:.1} ns, instrumented median \
-         {instrumented_ns:.1} ns, added {:.1} ns (budget 1000 ns), ratio {:.2}x",
-        instrumented_ns - bare_ns,
-        instrumented_ns / bare_ns.max(f64::EPSILON),
-    );
+    interleaved(
+        20_000,
+        || {
+            black_box(call(&mut plain));
+        },
+        || {
+            black_box(call(&mut measured));
+        },
+    )
+    .print("discord_metrics_layer", 1_000.0);
 }
 
 criterion_group! {

@@ -1,5 +1,22 @@
 //! [`Forward`]: the innermost service of the proxy, sending each request on to Discord.
+//!
+//! It never fails: when the upstream cannot be reached (502) or sends no response head in
+//! time (504), it answers itself, in Discord's JSON error shape, and marks the response with
+//! its [`ForwardErrorType`] in the response extensions. The layers above read the marker,
+//! whatever layers of your own sit between them: the metrics layer counts
+//! `status_code="error"` or `"timeout"`, the ratelimit layer cancels the permit. Each failure
+//! logs one `warn` line naming the route template, the method and the status, never the path.
+//!
+//! ```
+//! use botscope_http::ForwardErrorType;
+//!
+//! fn not_forwarded<B>(response: &http::Response<B>) -> Option<ForwardErrorType> {
+//!     response.extensions().get::<ForwardErrorType>().copied()
+//! }
+//! # assert_eq!(not_forwarded(&http::Response::new(())), None);
+//! ```
 
+use std::convert::Infallible;
 use std::error::Error as StdError;
 use std::fmt;
 use std::future::Future;
@@ -8,16 +25,22 @@ use std::sync::Once;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName};
 use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{Request, Response, Uri};
+use http::{Request, Response, StatusCode, Uri};
+use http_body_util::{Either, Full};
 use hyper::body::{Body, Incoming};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use opentelemetry::StringValue;
 use pin_project_lite::pin_project;
 use tower::Service;
+
+use crate::proxy::ProxyBody;
+use crate::route::{OTHER, Route};
 
 /// Where the proxy forwards to unless told otherwise.
 pub const DEFAULT_UPSTREAM: &str = "https://discord.com";
@@ -38,59 +61,64 @@ pub fn install_crypto_provider() {
     });
 }
 
-/// An error forwarding a request upstream.
-#[derive(Debug)]
-pub struct ForwardError {
-    kind: ForwardErrorType,
-    source: Option<Box<dyn StdError + Send + Sync>>,
+/// Why [`Forward`] answered a request itself: the marker it leaves in the extensions of
+/// that response. See the [module docs](self).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ForwardErrorType {
+    /// The upstream could not be reached or the connection failed mid-request: 502.
+    Unreachable,
+    /// The upstream sent no response head within the timeout: 504.
+    Timeout,
+    /// The request's path and the upstream base make no valid URI: 502.
+    InvalidUri,
 }
 
-impl ForwardError {
-    /// The type of error.
-    pub const fn kind(&self) -> &ForwardErrorType {
-        &self.kind
-    }
-
-    /// The type of error and its source.
-    pub fn into_parts(self) -> (ForwardErrorType, Option<Box<dyn StdError + Send + Sync>>) {
-        (self.kind, self.source)
+impl ForwardErrorType {
+    /// The status the proxy answers with: 504 for a timeout, else 502.
+    pub const fn status(self) -> StatusCode {
+        match self {
+            Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::Unreachable | Self::InvalidUri => StatusCode::BAD_GATEWAY,
+        }
     }
 
     /// Whether the upstream did not answer in time.
-    pub fn is_timeout(&self) -> bool {
-        matches!(self.kind, ForwardErrorType::Timeout)
+    pub const fn is_timeout(self) -> bool {
+        matches!(self, Self::Timeout)
     }
-}
 
-impl fmt::Display for ForwardError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Never the URI: its path may carry a webhook or interaction token.
-        match self.kind {
-            ForwardErrorType::Unreachable => f.write_str("upstream unreachable"),
-            ForwardErrorType::Timeout => f.write_str("upstream did not answer in time"),
-            ForwardErrorType::InvalidUri => f.write_str("request path is not a valid upstream uri"),
+    /// The message of the response body; never the URI, whose path may carry a token.
+    const fn message(self) -> &'static str {
+        match self {
+            Self::Unreachable => "botscope proxy: upstream unreachable",
+            Self::Timeout => "botscope proxy: upstream timed out",
+            Self::InvalidUri => "botscope proxy: request path is not a valid upstream uri",
         }
     }
 }
 
-impl StdError for ForwardError {
-    fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.source
-            .as_ref()
-            .map(|source| &**source as &(dyn StdError + 'static))
+impl fmt::Display for ForwardErrorType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Unreachable => "upstream unreachable",
+            Self::Timeout => "upstream did not answer in time",
+            Self::InvalidUri => "request path is not a valid upstream uri",
+        })
     }
 }
 
-/// The type of a [`ForwardError`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ForwardErrorType {
-    /// The upstream could not be reached or the connection failed mid-request.
-    Unreachable,
-    /// The upstream sent no response head within the timeout.
-    Timeout,
-    /// The request's path and the upstream base make no valid URI.
-    InvalidUri,
+/// A response of the proxy's own, in Discord's error shape, so twilight-http reports it as
+/// an API error with this status.
+pub(crate) fn own_response(status: StatusCode, message: &'static str) -> Response<ProxyBody> {
+    let body = format!("{{\"message\":\"{message}\",\"code\":0}}");
+    let mut response = Response::new(Either::Right(Full::new(Bytes::from(body))));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 /// The base URI requests are forwarded to: a scheme, an authority and an optional path prefix.
@@ -165,8 +193,9 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 /// Sends requests on to the upstream over a pooled hyper client (HTTP/1.1 and HTTP/2, rustls
-/// with webpki roots), streaming bodies both ways. Answers `Err(ForwardError)` when the
-/// upstream is unreachable or slower than the timeout; never a response of its own.
+/// with webpki roots), streaming bodies both ways. When the upstream is unreachable or slower
+/// than the timeout, answers a response of its own marked with a [`ForwardErrorType`]; never
+/// an error. See the [module docs](self).
 pub struct Forward<B = Incoming> {
     client: Client<HttpsConnector<HttpConnector>, B>,
     upstream: Upstream,
@@ -232,8 +261,8 @@ where
     B::Data: Send,
     B::Error: Into<Box<dyn StdError + Send + Sync>>,
 {
-    type Response = Response<Incoming>;
-    type Error = ForwardError;
+    type Response = Response<ProxyBody>;
+    type Error = Infallible;
     type Future = ForwardFuture;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
@@ -242,10 +271,20 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let (mut parts, body) = request.into_parts();
+        // For the log line of a failure. The proxy's gate always leaves the route; `other`
+        // stands in if a layer of the user's removed it.
+        let failure = Failure {
+            endpoint: parts.extensions.get::<Route>().map_or_else(
+                || StringValue::from(OTHER),
+                |route| route.endpoint().clone(),
+            ),
+            method: crate::route::method_label(&parts.method),
+        };
         let Some(uri) = self.upstream.uri(parts.uri.path_and_query()) else {
             return ForwardFuture {
                 inner: None,
                 sleep: None,
+                failure,
             };
         };
         parts.uri = uri;
@@ -257,7 +296,37 @@ where
         ForwardFuture {
             inner: Some(response),
             sleep: Some(tokio::time::sleep(self.timeout)),
+            failure,
         }
+    }
+}
+
+/// What the log line of a failed forward names.
+struct Failure {
+    endpoint: StringValue,
+    method: &'static str,
+}
+
+impl Failure {
+    /// Logs the failure once and answers it.
+    fn answer(
+        &self,
+        kind: ForwardErrorType,
+        source: Option<&dyn fmt::Display>,
+    ) -> Response<ProxyBody> {
+        let status = kind.status();
+        // The source is hyper-util's error, whose text names its kind only, never the URI.
+        tracing::warn!(
+            endpoint = %self.endpoint,
+            method = self.method,
+            status = status.as_u16(),
+            error = %kind,
+            source = source.map(tracing::field::display),
+            "botscope proxy: request not forwarded"
+        );
+        let mut response = own_response(status, kind.message());
+        response.extensions_mut().insert(kind);
+        response
     }
 }
 
@@ -271,6 +340,7 @@ pin_project! {
         inner: Option<hyper_util::client::legacy::ResponseFuture>,
         #[pin]
         sleep: Option<tokio::time::Sleep>,
+        failure: Failure,
     }
 }
 
@@ -281,35 +351,28 @@ impl fmt::Debug for ForwardFuture {
 }
 
 impl Future for ForwardFuture {
-    type Output = Result<Response<Incoming>, ForwardError>;
+    type Output = Result<Response<ProxyBody>, Infallible>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let Some(inner) = this.inner.as_mut() else {
-            return Poll::Ready(Err(ForwardError {
-                kind: ForwardErrorType::InvalidUri,
-                source: None,
-            }));
+            return Poll::Ready(Ok(this.failure.answer(ForwardErrorType::InvalidUri, None)));
         };
         if let Poll::Ready(result) = Pin::new(inner).poll(cx) {
-            return Poll::Ready(match result {
+            return Poll::Ready(Ok(match result {
                 Ok(mut response) => {
                     strip_hop_by_hop(response.headers_mut());
-                    Ok(response)
+                    response.map(Either::Left)
                 }
-                Err(source) => Err(ForwardError {
-                    kind: ForwardErrorType::Unreachable,
-                    source: Some(Box::new(source)),
-                }),
-            });
+                Err(source) => this
+                    .failure
+                    .answer(ForwardErrorType::Unreachable, Some(&source)),
+            }));
         }
         if let Some(sleep) = this.sleep.as_pin_mut()
             && sleep.poll(cx).is_ready()
         {
-            return Poll::Ready(Err(ForwardError {
-                kind: ForwardErrorType::Timeout,
-                source: None,
-            }));
+            return Poll::Ready(Ok(this.failure.answer(ForwardErrorType::Timeout, None)));
         }
         Poll::Pending
     }

@@ -5,13 +5,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use botscope_core::LabelCap;
 use botscope_core::buckets::default_buckets;
-use opentelemetry::metrics::{Counter, Histogram, Meter, ObservableGauge, UpDownCounter};
-use opentelemetry::{KeyValue, StringValue, Value};
+use opentelemetry::metrics::{BoundUpDownCounter, Counter, Histogram, Meter, ObservableGauge};
+use opentelemetry::{KeyValue, Value};
 use tokio::time::Instant;
-
-use crate::route;
 
 /// Counter `N_discord_api_requests_total{endpoint,method,status_code}`.
 pub const REQUESTS: &str = "discord_api_requests";
@@ -28,10 +25,14 @@ pub const RATELIMIT_WAIT: &str = "discord_api_ratelimit_wait";
 /// The unit of both histograms.
 pub const SECONDS: &str = "s";
 
-/// The `status_code` value of a transport failure.
+/// The `status_code` value of a transport failure or a service error.
 pub const STATUS_ERROR: &str = "error";
-/// The `status_code` value of a timeout.
+/// The `status_code` value of an upstream timeout.
 pub const STATUS_TIMEOUT: &str = "timeout";
+/// The `status_code` value of a request dropped before its response head (the caller gave up).
+pub const STATUS_CANCELLED: &str = botscope_core::status::CANCELLED;
+/// The `status_code` value of a request whose inner future panicked.
+pub const STATUS_PANIC: &str = botscope_core::status::PANIC;
 
 /// The window of [`INVALID_REQUESTS`]: Discord bans an IP after 10,000 in 10 minutes.
 pub const INVALID_WINDOW: Duration = Duration::from_secs(600);
@@ -45,15 +46,15 @@ pub(crate) const SCOPE: &str = "scope";
 pub(crate) struct Instruments {
     pub(crate) requests: Counter<u64>,
     pub(crate) duration: Histogram<f64>,
-    pub(crate) in_flight: UpDownCounter<i64>,
+    /// Bound once: the series has no attributes.
+    pub(crate) in_flight: BoundUpDownCounter<i64>,
     pub(crate) ratelimited: Counter<u64>,
     pub(crate) invalid: Arc<SlidingWindow>,
-    pub(crate) endpoints: LabelCap,
     _invalid_gauge: ObservableGauge<u64>,
 }
 
 impl Instruments {
-    pub(crate) fn new(meter: &Meter, endpoint_cap: usize) -> Self {
+    pub(crate) fn new(meter: &Meter) -> Self {
         let invalid = Arc::new(SlidingWindow::new());
         // OpenTelemetry keeps a callback for the life of the provider: a weak reference lets
         // the window go with the last service, and a dropped layer report nothing.
@@ -75,7 +76,8 @@ impl Instruments {
             in_flight: meter
                 .i64_up_down_counter(REQUESTS_IN_FLIGHT)
                 .with_description("Discord REST requests waiting for their response head")
-                .build(),
+                .build()
+                .bind(&[]),
             ratelimited: meter
                 .u64_counter(RATELIMITED)
                 .with_description("Discord REST 429 responses by endpoint and ratelimit scope")
@@ -92,30 +94,13 @@ impl Instruments {
                 })
                 .build(),
             invalid,
-            endpoints: LabelCap::new(endpoint_cap),
         }
-    }
-
-    /// The capped `endpoint` attribute of a request.
-    pub(crate) fn endpoint(&self, method: &http::Method, path: &str) -> StringValue {
-        thread_local! {
-            static BUFFER: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
-        }
-        BUFFER.with(|buffer| match buffer.try_borrow_mut() {
-            Ok(mut buffer) => {
-                route::template_into(method, path, &mut buffer);
-                self.endpoints.admit(&buffer)
-            }
-            Err(_) => self.endpoints.admit(&route::template(method, path)),
-        })
     }
 }
 
 impl fmt::Debug for Instruments {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Instruments")
-            .field("endpoints", &self.endpoints)
-            .finish_non_exhaustive()
+        f.debug_struct("Instruments").finish_non_exhaustive()
     }
 }
 
@@ -139,23 +124,6 @@ pub(crate) fn status_value(status: http::StatusCode) -> Value {
         other => return Value::from(other.to_string()),
     };
     Value::from(known)
-}
-
-/// One request in flight: counted up on creation, down on drop (completion, cancellation or
-/// panic alike).
-pub(crate) struct InFlightGuard(UpDownCounter<i64>);
-
-impl InFlightGuard {
-    pub(crate) fn new(count: &UpDownCounter<i64>) -> Self {
-        count.add(1, &[]);
-        Self(count.clone())
-    }
-}
-
-impl Drop for InFlightGuard {
-    fn drop(&mut self) {
-        self.0.add(-1, &[]);
-    }
 }
 
 pub(crate) fn kv(key: &'static str, value: impl Into<Value>) -> KeyValue {

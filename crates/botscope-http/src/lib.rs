@@ -8,14 +8,14 @@ pub mod proxy;
 pub mod ratelimit;
 pub mod route;
 
-pub use forward::{Forward, ForwardError, ForwardErrorType, install_crypto_provider};
+pub use forward::{Forward, ForwardErrorType, install_crypto_provider};
 pub use instruments::{
     INVALID_REQUESTS, INVALID_WINDOW, RATELIMIT_WAIT, RATELIMITED, REQUEST_DURATION, REQUESTS,
-    REQUESTS_IN_FLIGHT, SECONDS, STATUS_ERROR, STATUS_TIMEOUT,
+    REQUESTS_IN_FLIGHT, SECONDS, STATUS_CANCELLED, STATUS_ERROR, STATUS_PANIC, STATUS_TIMEOUT,
 };
 pub use metrics::{DiscordMetrics, DiscordMetricsLayer, DiscordMetricsLayerBuilder};
 pub use proxy::{DiscordProxy, DiscordProxyBuilder, ProxyError, ProxyErrorType};
-pub use ratelimit::{RateLimit, RateLimitLayer, RateLimitLayerBuilder};
+pub use ratelimit::{RateLimit, RateLimitLayer, RateLimitLayerBuilder, RateLimitScope};
 
 /// The instrumentation scope name of this crate's meter.
 const SCOPE_NAME: &str = env!("CARGO_PKG_NAME");
@@ -31,5 +31,8 @@ mod static_checks {
     static_assertions::assert_impl_all!(RateLimitLayer: Clone, Send, Sync);
     static_assertions::assert_impl_all!(DiscordProxy: Send, Sync);
     static_assertions::assert_impl_all!(ProxyError: std::error::Error, Send, Sync);
-    static_assertions::assert_impl_all!(ForwardError: std::error::Error, Send, Sync);
+    static_assertions::assert_impl_all!(route::Routes: Clone, Send, Sync);
+    static_assertions::assert_impl_all!(route::Route: Clone, Send, Sync);
+    static_assertions::assert_impl_all!(metrics::ResponseFuture<std::future::Ready<Result<http::Response<()>, std::convert::Infallible>>>: Send, Sync);
+    static_assertions::assert_impl_all!(Forward: Clone, Send, Sync);
 }

@@ -27,11 +27,30 @@
 //!
 //! | name | labels |
 //! |---|---|
-//! | `N_discord_api_requests_total` | `endpoint`, `method`, `status_code` (numeric, `error`, `timeout`) |
-//! | `N_discord_api_request_duration_seconds` | `endpoint`, `method` — time to the response head |
+//! | `N_discord_api_requests_total` | `endpoint`, `method`, `status_code` |
+//! | `N_discord_api_request_duration_seconds` | `endpoint`, `method` — time to the response head, of requests that got one (or an error) |
 //! | `N_discord_api_requests_in_flight` | — |
 //! | `N_discord_api_ratelimited_total` | `endpoint`, `scope` (`user`, `global`, `shared`, `cloudflare`) |
 //! | `N_discord_api_invalid_requests` | — 401, 403 and non-shared 429 in the last 10 minutes |
+//!
+//! # `status_code`
+//!
+//! - the numeric status of the response head (`200`, `404`, `429`…);
+//! - `error`: the inner service returned an error, or the proxy could not reach the upstream
+//!   (a 502 [`Forward`](crate::Forward) answered itself, marked with a
+//!   [`ForwardErrorType`]);
+//! - `timeout`: the upstream sent no response head in time (the proxy's 504, marked the same
+//!   way);
+//! - `cancelled`: the request was dropped before its response head, for example because the
+//!   caller gave up;
+//! - `panic`: the inner future panicked; the panic resumes unchanged.
+//!
+//! Errors are told apart by the marker, never by the error's type, so they are counted right
+//! whatever layers wrap the stack. Requests `cancelled` or `panic` are counted but not timed:
+//! the histogram has no status to set their partial time apart.
+//!
+//! The ending goes through botscope-core's [`Timer`], the one timing model of botscope; the
+//! in-flight gauge through its [`GaugeGuard`], released after the request is recorded.
 //!
 //! # One layer per meter provider
 //!
@@ -47,102 +66,43 @@
 //! # Cardinality
 //!
 //! `endpoint` is a [route template](crate::route) from a closed vocabulary, capped at
-//! [`DEFAULT_ENDPOINT_CAP`] values (then `other`);
-//! `method` has six values; `status_code` is bounded by HTTP.
+//! [`DEFAULT_ENDPOINT_CAP`](crate::route::DEFAULT_ENDPOINT_CAP) values (then `other`) by the
+//! layer's [`Routes`], or by the parser of whichever layer parsed the request first;
+//! `method` has six values; `status_code` is bounded by HTTP plus four words.
 
-use std::any::Any;
 use std::error::Error as StdError;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
-use std::time::Instant;
+use std::time::Duration;
 
-use http::{HeaderMap, StatusCode};
+use botscope_core::outcome::{Ending, Finish, Timer};
+use botscope_core::{GaugeGuard, Outcome};
+use http::StatusCode;
 use opentelemetry::metrics::Meter;
 use opentelemetry::{StringValue, Value};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
-use crate::forward::ForwardError;
+use crate::forward::ForwardErrorType;
 use crate::instruments::{
-    ENDPOINT, InFlightGuard, Instruments, METHOD, SCOPE, STATUS_CODE, STATUS_ERROR, STATUS_TIMEOUT,
-    kv, status_value,
+    ENDPOINT, Instruments, METHOD, SCOPE, STATUS_CODE, STATUS_ERROR, STATUS_TIMEOUT, kv,
+    status_value,
 };
-use crate::route::{self, DEFAULT_ENDPOINT_CAP};
+use crate::ratelimit::RateLimitScope;
+use crate::route::Routes;
 
 /// A boxed error, as tower middleware commonly returns.
 pub type BoxError = Box<dyn StdError + Send + Sync>;
-
-/// The ratelimit scope of a 429: `user`, `global`, `shared`, or `cloudflare` when the response
-/// carries no ratelimit header at all (a Cloudflare ban, which counts against the IP).
-pub fn ratelimit_scope(headers: &HeaderMap) -> &'static str {
-    match headers
-        .get("x-ratelimit-scope")
-        .map(http::HeaderValue::as_bytes)
-    {
-        Some(b"global") => "global",
-        Some(b"shared") => "shared",
-        Some(_) => "user",
-        None if headers.contains_key("x-ratelimit-global") => "global",
-        None if headers.contains_key("x-ratelimit-bucket")
-            || headers.contains_key("x-ratelimit-limit") =>
-        {
-            "user"
-        }
-        None => "cloudflare",
-    }
-}
-
-/// Whether `error` (or an error in its source chain) is a timeout.
-fn chain_is_timeout(error: &(dyn StdError + 'static)) -> bool {
-    let mut current = Some(error);
-    while let Some(error) = current {
-        if error.is::<tokio::time::error::Elapsed>()
-            || error
-                .downcast_ref::<ForwardError>()
-                .is_some_and(ForwardError::is_timeout)
-            || error
-                .downcast_ref::<std::io::Error>()
-                .is_some_and(|e| e.kind() == std::io::ErrorKind::TimedOut)
-            || error
-                .downcast_ref::<hyper::Error>()
-                .is_some_and(hyper::Error::is_timeout)
-        {
-            return true;
-        }
-        current = error.source();
-    }
-    false
-}
-
-/// The `status_code` value of a service error: `timeout` or `error`.
-pub(crate) fn error_status(error: &dyn Any) -> &'static str {
-    let timeout = if let Some(error) = error.downcast_ref::<BoxError>() {
-        chain_is_timeout(&**error)
-    } else if let Some(error) = error.downcast_ref::<ForwardError>() {
-        chain_is_timeout(error)
-    } else if let Some(error) = error.downcast_ref::<std::io::Error>() {
-        chain_is_timeout(error)
-    } else if let Some(error) = error.downcast_ref::<hyper::Error>() {
-        chain_is_timeout(error)
-    } else {
-        error.is::<tokio::time::error::Elapsed>()
-    };
-    if timeout {
-        STATUS_TIMEOUT
-    } else {
-        STATUS_ERROR
-    }
-}
 
 /// Builds a [`DiscordMetricsLayer`].
 #[derive(Debug, Default)]
 #[must_use = "a builder does nothing until built"]
 pub struct DiscordMetricsLayerBuilder {
     meter: Option<Meter>,
-    endpoint_cap: Option<usize>,
+    routes: Option<Routes>,
 }
 
 impl DiscordMetricsLayerBuilder {
@@ -153,9 +113,17 @@ impl DiscordMetricsLayerBuilder {
     }
 
     /// At most `cap` distinct `endpoint` values (default
-    /// [`DEFAULT_ENDPOINT_CAP`]), then `other`.
-    pub fn endpoint_cap(mut self, cap: usize) -> Self {
-        self.endpoint_cap = Some(cap);
+    /// [`DEFAULT_ENDPOINT_CAP`](crate::route::DEFAULT_ENDPOINT_CAP)), then
+    /// `other`: shorthand for [`routes`](Self::routes)`(Routes::new(cap))`.
+    pub fn endpoint_cap(self, cap: usize) -> Self {
+        self.routes(Routes::new(cap))
+    }
+
+    /// Parses requests with `routes` (a clone of the parser of the other layers of the same
+    /// stack) when no layer before this one left a [`Route`](crate::route::Route) in the
+    /// request's extensions. Default: a parser of its own.
+    pub fn routes(mut self, routes: Routes) -> Self {
+        self.routes = Some(routes);
         self
     }
 
@@ -164,10 +132,8 @@ impl DiscordMetricsLayerBuilder {
         let meter =
             botscope_core::meter::meter_or_global(self.meter, crate::SCOPE_NAME, crate::VERSION);
         DiscordMetricsLayer {
-            instruments: Arc::new(Instruments::new(
-                &meter,
-                self.endpoint_cap.unwrap_or(DEFAULT_ENDPOINT_CAP),
-            )),
+            instruments: Arc::new(Instruments::new(&meter)),
+            routes: self.routes.unwrap_or_default(),
         }
     }
 }
@@ -179,6 +145,7 @@ impl DiscordMetricsLayerBuilder {
 #[derive(Clone, Debug)]
 pub struct DiscordMetricsLayer {
     instruments: Arc<Instruments>,
+    routes: Routes,
 }
 
 impl DiscordMetricsLayer {
@@ -190,6 +157,12 @@ impl DiscordMetricsLayer {
     /// A builder, to pass a meter or an endpoint cap.
     pub fn builder() -> DiscordMetricsLayerBuilder {
         DiscordMetricsLayerBuilder::default()
+    }
+
+    /// The parser of the requests this layer sees without a route, to share with the other
+    /// layers of a stack.
+    pub fn routes(&self) -> &Routes {
+        &self.routes
     }
 }
 
@@ -206,6 +179,7 @@ impl<S> Layer<S> for DiscordMetricsLayer {
         DiscordMetrics {
             inner,
             instruments: Arc::clone(&self.instruments),
+            routes: self.routes.clone(),
         }
     }
 }
@@ -215,6 +189,7 @@ impl<S> Layer<S> for DiscordMetricsLayer {
 pub struct DiscordMetrics<S> {
     inner: S,
     instruments: Arc<Instruments>,
+    routes: Routes,
 }
 
 impl<S> DiscordMetrics<S> {
@@ -255,7 +230,6 @@ impl<S: fmt::Debug> fmt::Debug for DiscordMetrics<S> {
 impl<S, B, ResBody> Service<http::Request<B>> for DiscordMetrics<S>
 where
     S: Service<http::Request<B>, Response = http::Response<ResBody>>,
-    S::Error: 'static,
 {
     type Response = S::Response;
     type Error = S::Error;
@@ -265,58 +239,90 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let endpoint = self
-            .instruments
-            .endpoint(request.method(), request.uri().path());
-        let method = route::method_label(request.method());
-        let guard = InFlightGuard::new(&self.instruments.in_flight);
-        let start = Instant::now();
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        let route = self.routes.route(&mut request);
+        let record = Record {
+            instruments: Arc::clone(&self.instruments),
+            endpoint: route.endpoint().clone(),
+            method: route.method(),
+        };
+        let timer = Timer::start(record).with_gauge(GaugeGuard::new(&self.instruments.in_flight));
         ResponseFuture {
             inner: self.inner.call(request),
-            state: Some(State {
-                instruments: Arc::clone(&self.instruments),
-                endpoint,
-                method,
-                start,
-                _in_flight: guard,
-            }),
+            timer: Some(timer),
         }
     }
 }
 
-/// What a [`ResponseFuture`] records once its response head arrives.
-struct State {
+/// What the metrics take from a call that returned.
+enum Answer {
+    /// A response head; the scope is read for a 429 only.
+    Head {
+        status: StatusCode,
+        scope: Option<RateLimitScope>,
+    },
+    /// The proxy's own answer to a request it could not forward.
+    NotForwarded(ForwardErrorType),
+    /// The inner service's error.
+    Error,
+}
+
+impl Answer {
+    fn of<ResBody, E>(result: &Result<http::Response<ResBody>, E>) -> Self {
+        let Ok(response) = result else {
+            return Self::Error;
+        };
+        if let Some(kind) = response.extensions().get::<ForwardErrorType>() {
+            return Self::NotForwarded(*kind);
+        }
+        let status = response.status();
+        Self::Head {
+            status,
+            scope: (status == StatusCode::TOO_MANY_REQUESTS)
+                .then(|| RateLimitScope::from_headers(response.headers())),
+        }
+    }
+}
+
+/// The [`Finish`] of one request: its series and how it ended.
+struct Record {
     instruments: Arc<Instruments>,
     endpoint: StringValue,
     method: &'static str,
-    start: Instant,
-    _in_flight: InFlightGuard,
 }
 
-impl State {
-    fn finish(self, status: Value, headers: Option<(StatusCode, &HeaderMap)>) {
-        let elapsed = self.start.elapsed().as_secs_f64();
-        let endpoint = Value::String(self.endpoint);
+impl Finish<Answer> for Record {
+    fn finish(self, elapsed: Duration, ending: Ending<'_, Answer>) {
         let instruments = &self.instruments;
-        instruments.duration.record(
-            elapsed,
-            &[kv(ENDPOINT, endpoint.clone()), kv(METHOD, self.method)],
-        );
-        if let Some((status, headers)) = headers {
-            match status {
-                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => instruments.invalid.record(),
-                StatusCode::TOO_MANY_REQUESTS => {
-                    let scope = ratelimit_scope(headers);
-                    if scope != "shared" {
+        let endpoint = Value::String(self.endpoint);
+        let status = match &ending {
+            Ending::Completed(Answer::Head { status, scope }) => {
+                if let Some(scope) = scope {
+                    if scope.counts_as_invalid() {
                         instruments.invalid.record();
                     }
-                    instruments
-                        .ratelimited
-                        .add(1, &[kv(ENDPOINT, endpoint.clone()), kv(SCOPE, scope)]);
+                    instruments.ratelimited.add(
+                        1,
+                        &[kv(ENDPOINT, endpoint.clone()), kv(SCOPE, scope.as_str())],
+                    );
+                } else if matches!(*status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+                    instruments.invalid.record();
                 }
-                _ => {}
+                status_value(*status)
             }
+            Ending::Completed(Answer::NotForwarded(ForwardErrorType::Timeout)) => {
+                Value::from(STATUS_TIMEOUT)
+            }
+            Ending::Completed(Answer::NotForwarded(_) | Answer::Error) => Value::from(STATUS_ERROR),
+            Ending::Panicked => Value::from(Outcome::Panic.as_str()),
+            Ending::Cancelled => Value::from(Outcome::Cancelled.as_str()),
+        };
+        // The histogram has no status label: a partial time would skew its quantiles.
+        if ending.is_completed() {
+            instruments.duration.record(
+                elapsed.as_secs_f64(),
+                &[kv(ENDPOINT, endpoint.clone()), kv(METHOD, self.method)],
+            );
         }
         instruments.requests.add(
             1,
@@ -330,16 +336,18 @@ impl State {
 }
 
 pin_project! {
-    /// The future of [`DiscordMetrics`]: records when the inner future yields a response head
-    /// or an error.
+    /// The future of [`DiscordMetrics`]: records the request once the inner future yields a
+    /// response head or an error, panics, or is dropped.
     ///
     /// # Cancel safety
     ///
-    /// Dropping it before it completes records nothing but the in-flight gauge going back down.
+    /// Dropping it before the inner future returned drops that future and counts the request
+    /// as `status_code="cancelled"` (not timed); the in-flight gauge goes back down.
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
-        state: Option<State>,
+        // `None` once the request is recorded.
+        timer: Option<Timer<Answer, Record>>,
     }
 }
 
@@ -352,72 +360,22 @@ impl<F> fmt::Debug for ResponseFuture<F> {
 impl<F, ResBody, E> Future for ResponseFuture<F>
 where
     F: Future<Output = Result<http::Response<ResBody>, E>>,
-    E: 'static,
 {
     type Output = F::Output;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let result = ready!(this.inner.poll(cx));
-        if let Some(state) = this.state.take() {
-            match &result {
-                Ok(response) => state.finish(
-                    status_value(response.status()),
-                    Some((response.status(), response.headers())),
-                ),
-                Err(error) => state.finish(Value::from(error_status(error)), None),
-            }
+        let inner = this.inner;
+        let Some(timer) = this.timer else {
+            // Recorded already: polled again after it returned.
+            return inner.poll(cx);
+        };
+        // A panic is recorded as `panic`, then resumes unchanged.
+        let result = ready!(timer.catch_panic(|| inner.poll(cx)));
+        if let Some(timer) = this.timer.take() {
+            timer.complete(&Answer::of(&result));
         }
         Poll::Ready(result)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
-        pairs
-            .iter()
-            .map(|(k, v)| {
-                (
-                    http::HeaderName::from_static(k),
-                    http::HeaderValue::from_static(v),
-                )
-            })
-            .collect()
-    }
-
-    #[test]
-    fn scopes_of_429s() {
-        assert_eq!(
-            ratelimit_scope(&headers(&[("x-ratelimit-scope", "user")])),
-            "user"
-        );
-        assert_eq!(
-            ratelimit_scope(&headers(&[("x-ratelimit-scope", "shared")])),
-            "shared"
-        );
-        assert_eq!(
-            ratelimit_scope(&headers(&[("x-ratelimit-global", "true")])),
-            "global"
-        );
-        assert_eq!(
-            ratelimit_scope(&headers(&[("x-ratelimit-bucket", "abc")])),
-            "user"
-        );
-        assert_eq!(
-            ratelimit_scope(&headers(&[("retry-after", "5")])),
-            "cloudflare"
-        );
-    }
-
-    #[test]
-    fn timeouts_are_told_from_other_errors() {
-        let io: BoxError = Box::new(std::io::Error::from(std::io::ErrorKind::TimedOut));
-        assert_eq!(error_status(&io), STATUS_TIMEOUT);
-        let io: BoxError = Box::new(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
-        assert_eq!(error_status(&io), STATUS_ERROR);
-        assert_eq!(error_status(&"anything"), STATUS_ERROR);
     }
 }

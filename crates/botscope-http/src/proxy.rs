@@ -14,9 +14,12 @@
 //! # }
 //! ```
 //!
-//! The tower stack, outermost first: the gate (refuses what it must not forward, turns
-//! errors into 502/504), your own [`layer`](DiscordProxyBuilder::layer)s,
-//! [`RateLimitLayer`], [`DiscordMetricsLayer`], [`Forward`].
+//! The tower stack, outermost first: the gate (parses the route once, refuses what it must
+//! not forward, answers 502 for an error a layer of yours returns), your own
+//! [`layer`](DiscordProxyBuilder::layer)s, [`RateLimitLayer`], [`DiscordMetricsLayer`],
+//! [`Forward`]. The gate leaves the parsed [`Route`](crate::route::Route) in the request's
+//! extensions and the layers below reuse it: one parse and one `endpoint` cap decision per
+//! request, from the path as the gate received it.
 //!
 //! # Rules
 //!
@@ -24,7 +27,10 @@
 //!   only: an absolute-form request naming another host gets 400.
 //! - The proxy never answers 401 or 429 for its own reasons (twilight-http would disable its
 //!   token or retry forever): upstream unreachable → 502, upstream timeout → 504, counted as
-//!   `status_code="error"` and `"timeout"`.
+//!   `status_code="error"` and `"timeout"`. [`Forward`] answers those itself, marked with a
+//!   [`ForwardErrorType`](crate::ForwardErrorType) in the response extensions, so they pass
+//!   through your layers as responses and are counted right whatever your layers do to
+//!   errors. An error one of your layers returns is answered 502.
 //! - Hop-by-hop headers are stripped both ways; bodies stream through.
 //! - Paths with empty, `.` or `..` segments (percent-encoded or not) get 400: Discord has
 //!   none, and they are how a token would slip past the shapes that are redacted.
@@ -45,13 +51,14 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Request, Response, StatusCode, header};
+use http::{Request, Response, StatusCode};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use opentelemetry::StringValue;
 use opentelemetry::metrics::Meter;
 use pin_project_lite::pin_project;
 use tokio::net::TcpListener;
@@ -62,16 +69,19 @@ use tower::{Layer, Service, ServiceBuilder};
 use twilight_http::client::ClientBuilder;
 use twilight_http_ratelimiting::RateLimiter;
 
-use crate::forward::{self, DEFAULT_TIMEOUT, DEFAULT_UPSTREAM, Forward, Upstream};
+use crate::forward::{self, DEFAULT_TIMEOUT, DEFAULT_UPSTREAM, Forward, Upstream, own_response};
 use crate::metrics::{BoxError, DiscordMetricsLayer};
 use crate::ratelimit::RateLimitLayer;
-use crate::route;
+use crate::route::Routes;
 
 /// The body of the proxy's responses: the upstream's, streamed, or the proxy's own.
 pub type ProxyBody = Either<Incoming, Full<Bytes>>;
 
 /// The service a [`DiscordProxyBuilder::layer`] wraps: the rest of the stack, boxed.
-pub type ProxyService = BoxCloneSyncService<Request<Incoming>, Response<Incoming>, BoxError>;
+///
+/// Its responses are the upstream's, or [`Forward`]'s own 502/504 (marked with a
+/// [`ForwardErrorType`](crate::ForwardErrorType)); it returns no error of its own.
+pub type ProxyService = BoxCloneSyncService<Request<Incoming>, Response<ProxyBody>, BoxError>;
 
 type LayerFn = Arc<dyn Fn(ProxyService) -> ProxyService + Send + Sync>;
 
@@ -236,11 +246,13 @@ impl DiscordProxyBuilder {
 
     /// Adds one of your own tower layers, outside the ratelimit and metrics layers (the first
     /// added is the outermost). The layer sees every forwarded request, and the upstream's
-    /// response or the stack's error.
+    /// response or the proxy's own 502/504 (see [`ProxyService`]). An error it returns is
+    /// answered 502 (and logged with the route template); the metrics layer, below it, has
+    /// counted the request already.
     pub fn layer<L>(mut self, layer: L) -> Self
     where
         L: Layer<ProxyService> + Send + Sync + 'static,
-        L::Service: Service<Request<Incoming>, Response = Response<Incoming>>
+        L::Service: Service<Request<Incoming>, Response = Response<ProxyBody>>
             + Clone
             + Send
             + Sync
@@ -295,7 +307,10 @@ impl DiscordProxyBuilder {
             (None, Some(meter)) => DiscordMetricsLayer::builder().meter(meter.clone()).build(),
             (None, None) => DiscordMetricsLayer::new(),
         };
-        let mut ratelimit = RateLimitLayer::builder();
+        // One parser for the gate and both layers: the metrics layer's, so proxies sharing
+        // one metrics layer share its endpoint cap too.
+        let routes = metrics.routes().clone();
+        let mut ratelimit = RateLimitLayer::builder().routes(routes.clone());
         if let Some(meter) = &self.meter {
             ratelimit = ratelimit.meter(meter.clone());
         }
@@ -308,7 +323,11 @@ impl DiscordProxyBuilder {
             .service(forward);
         let (shutdown, signal) = watch::channel(false);
         let task = if self.layers.is_empty() {
-            tokio::spawn(serve(listener, Gate::new(stack, local_addr), signal))
+            tokio::spawn(serve(
+                listener,
+                Gate::new(stack, local_addr, routes),
+                signal,
+            ))
         } else {
             let mut service: ProxyService = BoxCloneSyncService::new(
                 ServiceBuilder::new().map_err(BoxError::from).service(stack),
@@ -316,7 +335,11 @@ impl DiscordProxyBuilder {
             for layer in self.layers.iter().rev() {
                 service = layer(service);
             }
-            tokio::spawn(serve(listener, Gate::new(service, local_addr), signal))
+            tokio::spawn(serve(
+                listener,
+                Gate::new(service, local_addr, routes),
+                signal,
+            ))
         };
         Ok(DiscordProxy {
             local_addr,
@@ -428,18 +451,21 @@ async fn stop_requested(signal: &mut watch::Receiver<bool>) {
     }
 }
 
-/// The outermost service: refuses what must not be forwarded and answers errors itself.
+/// The outermost service: parses the route, refuses what must not be forwarded and answers
+/// errors itself.
 #[derive(Clone)]
 struct Gate<S> {
     inner: S,
     local_port: u16,
+    routes: Routes,
 }
 
 impl<S> Gate<S> {
-    fn new(inner: S, local_addr: SocketAddr) -> Self {
+    fn new(inner: S, local_addr: SocketAddr, routes: Routes) -> Self {
         Self {
             inner,
             local_port: local_addr.port(),
+            routes,
         }
     }
 
@@ -454,14 +480,6 @@ impl<S> Gate<S> {
         );
         local && authority.port_u16() == Some(self.local_port)
     }
-}
-
-fn is_api_path(path: &str) -> bool {
-    let Some(version) = path.strip_prefix("/api/v") else {
-        return false;
-    };
-    let digits = version.bytes().take_while(u8::is_ascii_digit).count();
-    digits > 0 && version[digits..].starts_with('/')
 }
 
 /// Whether every segment of `path` is a real one: not empty (`//`, a trailing `/`), not `.`
@@ -492,22 +510,10 @@ fn has_clean_segments(path: &str) -> bool {
         .is_some_and(|rest| rest.split('/').all(|s| !s.is_empty() && !is_dot(s)))
 }
 
-fn own_response(status: StatusCode, message: &'static str) -> Response<ProxyBody> {
-    // Discord's error shape, so twilight-http reports it as an API error.
-    let body = format!("{{\"message\":\"{message}\",\"code\":0}}");
-    let mut response = Response::new(Either::Right(Full::new(Bytes::from(body))));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
-    );
-    response
-}
-
 impl<S> Service<Request<Incoming>> for Gate<S>
 where
-    S: Service<Request<Incoming>, Response = Response<Incoming>> + Clone,
-    S::Error: fmt::Display + 'static,
+    S: Service<Request<Incoming>, Response = Response<ProxyBody>> + Clone,
+    S::Error: fmt::Display,
 {
     type Response = Response<ProxyBody>;
     type Error = Infallible;
@@ -518,92 +524,87 @@ where
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, request: Request<Incoming>) -> Self::Future {
-        let refusal = if !self.names_us(request.uri()) {
-            Some(own_response(
+    fn call(&mut self, mut request: Request<Incoming>) -> Self::Future {
+        let refusal = |status, message| GateFuture::Refused {
+            response: Some(own_response(status, message)),
+        };
+        if !self.names_us(request.uri()) {
+            return refusal(
                 StatusCode::BAD_REQUEST,
                 "botscope proxy forwards only to its configured upstream",
-            ))
-        } else if !is_api_path(request.uri().path()) {
-            Some(own_response(
+            );
+        }
+        let route = self.routes.route(&mut request);
+        if route.version().is_none() {
+            return refusal(
                 StatusCode::NOT_FOUND,
                 "botscope proxy forwards only /api/v{N}/ paths",
-            ))
-        } else if !has_clean_segments(request.uri().path()) {
-            Some(own_response(
+            );
+        }
+        if !has_clean_segments(request.uri().path()) {
+            return refusal(
                 StatusCode::BAD_REQUEST,
                 "botscope proxy refuses paths with empty, . or .. segments",
-            ))
-        } else {
-            None
-        };
-        if let Some(refusal) = refusal {
-            return GateFuture {
-                inner: None,
-                refusal: Some(refusal),
-                method: http::Method::GET,
-                path: None,
-            };
+            );
         }
-        let method = request.method().clone();
-        // The raw path stays here, for a template in the log if the request fails.
-        let path = request.uri().path().to_owned();
-        GateFuture {
-            inner: Some(tower::util::Oneshot::new(self.inner.clone(), request)),
-            refusal: None,
-            method,
-            path: Some(path),
+        GateFuture::Forwarded {
+            inner: tower::util::Oneshot::new(self.inner.clone(), request),
+            endpoint: route.endpoint().clone(),
+            method: route.method(),
         }
     }
 }
 
 pin_project! {
     /// The future of the gate.
-    struct GateFuture<F> {
-        #[pin]
-        inner: Option<F>,
-        refusal: Option<Response<ProxyBody>>,
-        method: http::Method,
-        path: Option<String>,
+    #[project = GateProj]
+    enum GateFuture<F> {
+        Refused { response: Option<Response<ProxyBody>> },
+        Forwarded {
+            #[pin]
+            inner: F,
+            // For the log line of an error.
+            endpoint: StringValue,
+            method: &'static str,
+        },
     }
 }
 
 impl<F, E> Future for GateFuture<F>
 where
-    F: Future<Output = Result<Response<Incoming>, E>>,
-    E: fmt::Display + 'static,
+    F: Future<Output = Result<Response<ProxyBody>, E>>,
+    E: fmt::Display,
 {
     type Output = Result<Response<ProxyBody>, Infallible>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let Some(inner) = this.inner.as_pin_mut() else {
-            return Poll::Ready(Ok(this
-                .refusal
-                .take()
-                .unwrap_or_else(|| own_response(StatusCode::BAD_REQUEST, "bad request"))));
-        };
-        let response = match ready!(inner.poll(cx)) {
-            Ok(response) => response.map(Either::Left),
-            Err(error) => {
-                let endpoint = route::template(this.method, this.path.as_deref().unwrap_or(""));
-                let timeout =
-                    crate::metrics::error_status(&error) == crate::instruments::STATUS_TIMEOUT;
-                tracing::warn!(%endpoint, method = %this.method, %error, "botscope proxy: upstream request failed");
-                if timeout {
-                    own_response(
-                        StatusCode::GATEWAY_TIMEOUT,
-                        "botscope proxy: upstream timed out",
-                    )
-                } else {
-                    own_response(
-                        StatusCode::BAD_GATEWAY,
-                        "botscope proxy: upstream unreachable",
-                    )
-                }
+        let (inner, endpoint, method) = match self.project() {
+            GateProj::Refused { response } => {
+                return Poll::Ready(Ok(response
+                    .take()
+                    .unwrap_or_else(|| own_response(StatusCode::BAD_REQUEST, "bad request"))));
             }
+            GateProj::Forwarded {
+                inner,
+                endpoint,
+                method,
+            } => (inner, endpoint, method),
         };
-        Poll::Ready(Ok(response))
+        Poll::Ready(Ok(match ready!(inner.poll(cx)) {
+            Ok(response) => response,
+            Err(error) => {
+                // Only a layer of the user's returns errors: the stack below answers its own
+                // failures as marked responses.
+                tracing::warn!(
+                    %endpoint,
+                    method = *method,
+                    status = 502,
+                    %error,
+                    "botscope proxy: a layer failed the request"
+                );
+                own_response(StatusCode::BAD_GATEWAY, "botscope proxy: request failed")
+            }
+        }))
     }
 }
 
@@ -613,10 +614,12 @@ mod tests {
 
     #[test]
     fn api_paths() {
-        assert!(is_api_path("/api/v10/users/@me"));
-        assert!(!is_api_path("/api/v10"));
-        assert!(!is_api_path("/api/users/@me"));
-        assert!(!is_api_path("/metrics"));
+        let routes = Routes::default();
+        let forwarded = |path: &str| routes.parse(&http::Method::GET, path).version().is_some();
+        assert!(forwarded("/api/v10/users/@me"));
+        assert!(!forwarded("/api/v10"));
+        assert!(!forwarded("/api/users/@me"));
+        assert!(!forwarded("/metrics"));
     }
 
     #[test]

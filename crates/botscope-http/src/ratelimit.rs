@@ -14,7 +14,15 @@
 //!
 //! The limiter logs the paths it queues; every segment that is neither a numeric id nor a
 //! Discord path word (webhook and interaction tokens, emoji, anything unknown) is replaced by
-//! a keyed hash first, so buckets stay apart and no token reaches a log line.
+//! a keyed hash first, so buckets stay apart and no token reaches a log line. That endpoint,
+//! the `endpoint` label and the [`RouteKind`] all come from the request's one
+//! [`Route`](crate::route::Route): the one a layer before this one left in the request's
+//! extensions, else parsed here by the layer's [`Routes`] (and left there for the layers
+//! after it).
+//!
+//! A response [`Forward`](crate::Forward) answered itself (marked with a
+//! [`ForwardErrorType`]) and an error tell the limiter nothing about the bucket: the permit is
+//! cancelled, as for a request dropped before its answer.
 //!
 //! ```
 //! use std::convert::Infallible;
@@ -37,17 +45,14 @@
 //!
 //! [`DiscordProxy::configure`]: crate::DiscordProxy::configure
 
-use std::collections::hash_map::RandomState;
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::future::Future;
-use std::hash::BuildHasher;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use botscope_core::LabelCap;
 use botscope_core::buckets::default_buckets;
 use http::{HeaderMap, StatusCode};
 use opentelemetry::metrics::{Histogram, Meter};
@@ -55,12 +60,11 @@ use opentelemetry::{StringValue, Value};
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 use tower::{Layer, Service};
-use twilight_http_ratelimiting::{
-    Endpoint, Method, Permit, PermitFuture, RateLimitHeaders, RateLimiter,
-};
+use twilight_http_ratelimiting::{Endpoint, Permit, PermitFuture, RateLimitHeaders, RateLimiter};
 
+use crate::forward::ForwardErrorType;
 use crate::instruments::{ENDPOINT, RATELIMIT_WAIT, SECONDS, kv};
-use crate::route::DEFAULT_ENDPOINT_CAP;
+use crate::route::{RouteKind, Routes};
 
 /// The shortest wait after a 429, whatever its headers say, so a misbehaving upstream can
 /// never make the client retry in a tight loop.
@@ -72,6 +76,78 @@ pub const DEFAULT_BACKOFF: Duration = Duration::from_secs(1);
 /// twilight-http's default global limit: 50 requests per second.
 pub const DEFAULT_GLOBAL_LIMIT: u16 = 50;
 
+/// Discord's flag of a 429 of the global limit (twilight names no constant for it).
+const GLOBAL_HEADER: &str = "x-ratelimit-global";
+
+/// The scope of a 429: whose limit ran out. Its [`as_str`](Self::as_str) is the `scope`
+/// label of `N_discord_api_ratelimited_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RateLimitScope {
+    /// A per-route bucket of the bot (`x-ratelimit-scope: user`, or bucket headers).
+    User,
+    /// The bot's global limit (`x-ratelimit-scope: global` or `x-ratelimit-global`).
+    Global,
+    /// A limit of the resource, shared with everyone (`x-ratelimit-scope: shared`); it does
+    /// not count as an invalid request.
+    Shared,
+    /// A 429 without any ratelimit header: Cloudflare banned the IP.
+    Cloudflare,
+}
+
+impl RateLimitScope {
+    /// The scope of a 429 from its headers.
+    pub fn from_headers(headers: &HeaderMap) -> Self {
+        if let Some(scope) = Self::declared(headers) {
+            return scope;
+        }
+        if headers.contains_key(RateLimitHeaders::SCOPE) {
+            // A scope Discord has not documented yet: treat it as a route's own limit.
+            Self::User
+        } else if headers.contains_key(GLOBAL_HEADER) {
+            Self::Global
+        } else if headers.contains_key(RateLimitHeaders::BUCKET)
+            || headers.contains_key(RateLimitHeaders::LIMIT)
+        {
+            Self::User
+        } else {
+            Self::Cloudflare
+        }
+    }
+
+    /// The scope `x-ratelimit-scope` names, read exactly as twilight-http reads it.
+    fn declared(headers: &HeaderMap) -> Option<Self> {
+        match headers.get(RateLimitHeaders::SCOPE)?.as_bytes() {
+            b"user" => Some(Self::User),
+            b"global" => Some(Self::Global),
+            b"shared" => Some(Self::Shared),
+            _ => None,
+        }
+    }
+
+    /// The `scope` label: `user`, `global`, `shared` or `cloudflare`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Global => "global",
+            Self::Shared => "shared",
+            Self::Cloudflare => "cloudflare",
+        }
+    }
+
+    /// Whether Discord counts a 429 of this scope as an invalid request (10,000 in 10
+    /// minutes ban the IP): every scope but `shared`.
+    pub const fn counts_as_invalid(self) -> bool {
+        !matches!(self, Self::Shared)
+    }
+}
+
+impl fmt::Display for RateLimitScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Builds a [`RateLimitLayer`].
 #[derive(Debug, Default)]
 #[must_use = "a builder does nothing until built"]
@@ -79,7 +155,7 @@ pub struct RateLimitLayerBuilder {
     meter: Option<Meter>,
     limiter: Option<RateLimiter>,
     global_limit: Option<u16>,
-    endpoint_cap: Option<usize>,
+    routes: Option<Routes>,
 }
 
 impl RateLimitLayerBuilder {
@@ -105,9 +181,17 @@ impl RateLimitLayerBuilder {
         self
     }
 
-    /// At most `cap` distinct `endpoint` values, then `other`.
-    pub fn endpoint_cap(mut self, cap: usize) -> Self {
-        self.endpoint_cap = Some(cap);
+    /// At most `cap` distinct `endpoint` values, then `other`: shorthand for
+    /// [`routes`](Self::routes)`(Routes::new(cap))`.
+    pub fn endpoint_cap(self, cap: usize) -> Self {
+        self.routes(Routes::new(cap))
+    }
+
+    /// Parses requests with `routes` (a clone of the parser of the other layers of the same
+    /// stack) when no layer before this one left a [`Route`](crate::route::Route) in the
+    /// request's extensions. Default: a parser of its own.
+    pub fn routes(mut self, routes: Routes) -> Self {
+        self.routes = Some(routes);
         self
     }
 
@@ -136,11 +220,10 @@ impl RateLimitLayerBuilder {
                     .with_unit(SECONDS)
                     .with_boundaries(default_buckets())
                     .build(),
-                endpoints: LabelCap::new(self.endpoint_cap.unwrap_or(DEFAULT_ENDPOINT_CAP)),
+                routes: self.routes.unwrap_or_default(),
                 base: Instant::now(),
                 global_until: AtomicU64::new(0),
                 all_until: AtomicU64::new(0),
-                tokens: RandomState::new(),
             }),
         }
     }
@@ -152,17 +235,15 @@ struct Shared {
     /// The global limit of a limiter started late.
     global_limit: u16,
     wait: Histogram<f64>,
-    endpoints: LabelCap,
+    routes: Routes,
     /// Reference point of the deadlines.
     base: Instant,
     /// Nanoseconds after `base` until which a global 429 holds every request but exempt ones
-    /// ([`is_exempt_from_global`]); 0 when nothing is held.
+    /// ([`RouteKind::is_exempt_from_global`]); 0 when nothing is held.
     global_until: AtomicU64,
     /// Nanoseconds after `base` until which a Cloudflare 429, or a bucketless 429 answered to
     /// an exempt request, holds every request; 0 when nothing is held.
     all_until: AtomicU64,
-    /// Key of the hash that stands in for tokens in the limiter's paths.
-    tokens: RandomState,
 }
 
 /// Which requests a 429 without a bucket to learn holds.
@@ -185,10 +266,10 @@ impl Shared {
             .get_or_init(|| RateLimiter::new(self.global_limit))
     }
 
-    /// Until when a request to `endpoint` must wait before asking the limiter, if at all.
-    fn blocked_until(&self, endpoint: &Endpoint) -> Option<Instant> {
+    /// Until when a request of `kind` must wait before asking the limiter, if at all.
+    fn blocked_until(&self, kind: RouteKind) -> Option<Instant> {
         let all = self.all_until.load(Ordering::Acquire);
-        let nanos = if is_exempt_from_global(endpoint) {
+        let nanos = if kind.is_exempt_from_global() {
             all
         } else {
             all.max(self.global_until.load(Ordering::Acquire))
@@ -211,13 +292,6 @@ impl Shared {
         };
         deadline.fetch_max(nanos.max(1), Ordering::AcqRel);
     }
-}
-
-/// Whether Discord exempts `endpoint` from the global limit: interaction and webhook
-/// endpoints, exactly those twilight's limiter exempts (`Endpoint::is_interaction`).
-fn is_exempt_from_global(endpoint: &Endpoint) -> bool {
-    let path = endpoint.path.as_bytes();
-    path.starts_with(b"webhooks") || path.starts_with(b"interactions")
 }
 
 /// Waits for a ratelimit permit per request: see the [module docs](self).
@@ -310,48 +384,6 @@ impl<S: fmt::Debug> fmt::Debug for RateLimit<S> {
     }
 }
 
-/// The limiter's endpoint of a request: the path after `/api/v{N}/`, without the query, and
-/// with every segment that is neither a numeric id nor a Discord path word replaced by a
-/// keyed hash of it.
-///
-/// The limiter logs endpoint paths (at info level when a bucket runs out), and a token in a
-/// log line is a credential in a log file. Redacting by what a segment is, rather than by
-/// where a token should be, also covers paths of shapes nobody expected. The hash keeps
-/// segments apart, so buckets stay exactly as twilight-http's.
-fn limiter_endpoint(method: &http::Method, path: &str, tokens: &RandomState) -> Option<Endpoint> {
-    let method = match *method {
-        http::Method::GET => Method::Get,
-        http::Method::POST => Method::Post,
-        http::Method::PUT => Method::Put,
-        http::Method::PATCH => Method::Patch,
-        http::Method::DELETE => Method::Delete,
-        _ => return None,
-    };
-    let rest = path.strip_prefix("/api/")?;
-    let rest = match rest.strip_prefix('v') {
-        Some(version) => {
-            let digits = version.bytes().take_while(u8::is_ascii_digit).count();
-            version[digits..].strip_prefix('/').unwrap_or(rest)
-        }
-        None => rest,
-    };
-    let mut path = String::with_capacity(rest.len());
-    for (index, segment) in rest.split('/').enumerate() {
-        if index > 0 {
-            path.push('/');
-        }
-        let is_id = !segment.is_empty()
-            && segment.len() <= 20
-            && segment.bytes().all(|b| b.is_ascii_digit());
-        if is_id || segment.is_empty() || crate::route::is_known_word(segment) {
-            path.push_str(segment);
-        } else {
-            let _ = write!(path, "t{:016x}", tokens.hash_one(segment));
-        }
-    }
-    Some(Endpoint { method, path })
-}
-
 fn header<T: std::str::FromStr>(headers: &HeaderMap, name: &str) -> Option<T> {
     headers.get(name)?.to_str().ok()?.trim().parse().ok()
 }
@@ -366,21 +398,20 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 /// a global or Cloudflare 429.
 fn complete(
     shared: &Shared,
-    endpoint: &Endpoint,
+    kind: RouteKind,
     permit: Permit,
     status: StatusCode,
     headers: &HeaderMap,
 ) {
     let limited = status == StatusCode::TOO_MANY_REQUESTS;
-    let scope = headers.get(RateLimitHeaders::SCOPE).map(|v| v.as_bytes());
     let bucket = || {
         headers
             .get(RateLimitHeaders::BUCKET)
             .map(|v| v.as_bytes().to_vec())
     };
-    let parsed = match scope {
-        Some(b"shared") => {
-            bucket()
+    let parsed =
+        match RateLimitScope::declared(headers) {
+            Some(RateLimitScope::Shared) => bucket()
                 .zip(header::<f64>(headers, "retry-after"))
                 .map(|(bucket, secs)| {
                     let mut parsed = RateLimitHeaders::shared(
@@ -389,34 +420,33 @@ fn complete(
                     );
                     parsed.reset_at = parsed.reset_at.max(std::time::Instant::now() + MIN_BACKOFF);
                     parsed
+                }),
+            Some(RateLimitScope::User) => (|| {
+                let reset_after = header::<f64>(headers, RateLimitHeaders::RESET_AFTER)
+                    .filter(|secs| secs.is_finite() && *secs >= 0.0)?;
+                let mut reset_after = Duration::from_secs_f64(reset_after.min(3_600.0));
+                if limited {
+                    reset_after = reset_after.max(MIN_BACKOFF);
+                }
+                Some(RateLimitHeaders {
+                    bucket: bucket()?,
+                    limit: header(headers, RateLimitHeaders::LIMIT)?,
+                    remaining: if limited {
+                        0
+                    } else {
+                        header(headers, RateLimitHeaders::REMAINING)?
+                    },
+                    reset_at: std::time::Instant::now() + reset_after,
                 })
-        }
-        Some(b"user") => (|| {
-            let reset_after = header::<f64>(headers, RateLimitHeaders::RESET_AFTER)
-                .filter(|secs| secs.is_finite() && *secs >= 0.0)?;
-            let mut reset_after = Duration::from_secs_f64(reset_after.min(3_600.0));
-            if limited {
-                reset_after = reset_after.max(MIN_BACKOFF);
-            }
-            Some(RateLimitHeaders {
-                bucket: bucket()?,
-                limit: header(headers, RateLimitHeaders::LIMIT)?,
-                remaining: if limited {
-                    0
-                } else {
-                    header(headers, RateLimitHeaders::REMAINING)?
-                },
-                reset_at: std::time::Instant::now() + reset_after,
-            })
-        })(),
-        _ => None,
-    };
+            })(),
+            _ => None,
+        };
     if limited && parsed.is_none() {
         // Global, Cloudflare, or headers too broken to learn a bucket from. A Cloudflare ban
         // is on the IP; a 429 on an exempt endpoint means the exemption did not help: both
         // hold everything, or the retry of an exempt request would go out at once.
-        let hold = if crate::metrics::ratelimit_scope(headers) == "cloudflare"
-            || is_exempt_from_global(endpoint)
+        let hold = if RateLimitScope::from_headers(headers) == RateLimitScope::Cloudflare
+            || kind.is_exempt_from_global()
         {
             Hold::All
         } else {
@@ -441,13 +471,12 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         // The ready service goes into the future; a clone takes its place.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let Some(endpoint) =
-            limiter_endpoint(request.method(), request.uri().path(), &self.shared.tokens)
-        else {
+        let route = self.shared.routes.route(&mut request);
+        let Some(endpoint) = route.limiter_endpoint().cloned() else {
             return ResponseFuture {
                 stage: Stage::Call {
                     future: inner.call(request),
@@ -455,11 +484,8 @@ where
                 waiting: None,
             };
         };
-        let label = self.shared.endpoints.admit(&crate::route::template(
-            request.method(),
-            request.uri().path(),
-        ));
-        let stage = match self.shared.blocked_until(&endpoint) {
+        let kind = route.kind();
+        let stage = match self.shared.blocked_until(kind) {
             Some(until) => Stage::Blocked {
                 sleep: Box::pin(tokio::time::sleep_until(until)),
             },
@@ -474,7 +500,8 @@ where
                 service: inner,
                 request: Some(request),
                 endpoint,
-                label,
+                kind,
+                label: route.endpoint().clone(),
                 start: Instant::now(),
                 permit: None,
             }),
@@ -487,6 +514,7 @@ struct Waiting<S, B> {
     service: S,
     request: Option<http::Request<B>>,
     endpoint: Endpoint,
+    kind: RouteKind,
     label: StringValue,
     start: Instant,
     permit: Option<Permit>,
@@ -541,7 +569,7 @@ where
                     ready!(sleep.as_mut().poll(cx));
                     // Invariant: `waiting` is taken only when the `Call` stage completes.
                     let waiting = this.waiting.as_ref().expect("waiting until called");
-                    match waiting.shared.blocked_until(&waiting.endpoint) {
+                    match waiting.shared.blocked_until(waiting.kind) {
                         // Blocked again meanwhile: wait on.
                         Some(until) => Stage::Blocked {
                             sleep: Box::pin(tokio::time::sleep_until(until)),
@@ -572,14 +600,20 @@ where
                         && let Some(permit) = waiting.permit
                     {
                         match &result {
+                            // The proxy's own answer to a failed forward, or a failed
+                            // request: it tells the limiter nothing, so cancel the permit.
+                            Ok(response)
+                                if response.extensions().get::<ForwardErrorType>().is_some() =>
+                            {
+                                drop(permit);
+                            }
                             Ok(response) => complete(
                                 &waiting.shared,
-                                &waiting.endpoint,
+                                waiting.kind,
                                 permit,
                                 response.status(),
                                 response.headers(),
                             ),
-                            // A failed request tells the limiter nothing: cancel the permit.
                             Err(_) => drop(permit),
                         }
                     }
@@ -595,59 +629,60 @@ where
 mod tests {
     use super::*;
 
-    #[test]
-    fn limiter_endpoints_drop_prefix_and_query() {
-        let keys = RandomState::new();
-        let endpoint =
-            limiter_endpoint(&http::Method::GET, "/api/v10/channels/1/messages", &keys).unwrap();
-        assert_eq!(endpoint.path, "channels/1/messages");
-        assert_eq!(endpoint.method, Method::Get);
-        assert!(limiter_endpoint(&http::Method::HEAD, "/api/v10/x", &keys).is_none());
-        assert!(limiter_endpoint(&http::Method::GET, "/other", &keys).is_none());
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        pairs
+            .iter()
+            .map(|(k, v)| {
+                (
+                    http::HeaderName::from_static(k),
+                    http::HeaderValue::from_static(v),
+                )
+            })
+            .collect()
     }
 
     #[test]
-    fn interactions_and_webhooks_are_exempt_from_the_global_limit() {
-        let keys = RandomState::new();
-        let exempt = |method: http::Method, path: &str| {
-            is_exempt_from_global(&limiter_endpoint(&method, path, &keys).unwrap())
-        };
-        assert!(exempt(
-            http::Method::POST,
-            "/api/v10/interactions/1/tok/callback"
-        ));
-        assert!(exempt(http::Method::POST, "/api/v10/webhooks/1/tok"));
-        assert!(exempt(
-            http::Method::PATCH,
-            "/api/v10/webhooks/1/tok/messages/2"
-        ));
-        assert!(!exempt(http::Method::GET, "/api/v10/users/@me"));
-        assert!(!exempt(http::Method::POST, "/api/v10/channels/1/webhooks"));
-    }
-
-    #[test]
-    fn tokens_never_reach_the_limiter_but_stay_apart() {
-        let keys = RandomState::new();
-        let path = |p: &str| {
-            limiter_endpoint(&http::Method::POST, p, &keys)
-                .unwrap()
-                .path
-        };
-        let a = path("/api/v10/webhooks/1/secret-a/messages/@original");
-        let b = path("/api/v10/webhooks/1/secret-b/messages/@original");
-        assert!(!a.contains("secret") && !b.contains("secret"));
-        assert_ne!(a, b);
-        assert!(a.starts_with("webhooks/1/t") && a.ends_with("/messages/@original"));
-        assert_eq!(a, path("/api/v10/webhooks/1/secret-a/messages/@original"));
-        let callback = path("/api/v10/interactions/2/secret-c/callback");
-        assert!(callback.starts_with("interactions/2/t") && callback.ends_with("/callback"));
-        assert_eq!(path("/api/v10/webhooks/1"), "webhooks/1");
-        // Shapes nobody expected are redacted too: only ids and path words stay.
-        let odd = path("/api/v10/Webhooks/1/secret-d");
-        assert!(odd.starts_with("t") && odd.contains("/1/") && !odd.contains("secret"));
+    fn scopes_of_429s() {
+        let scope = |pairs| RateLimitScope::from_headers(&headers(pairs));
         assert_eq!(
-            path("/api/v10/channels/5/messages/6/reactions/%F0%9F%91%8D/@me").len(),
-            "channels/5/messages/6/reactions/t0123456789abcdef/@me".len()
+            scope(&[("x-ratelimit-scope", "user")]),
+            RateLimitScope::User
+        );
+        assert_eq!(
+            scope(&[("x-ratelimit-scope", "shared")]),
+            RateLimitScope::Shared
+        );
+        assert_eq!(
+            scope(&[("x-ratelimit-scope", "global")]),
+            RateLimitScope::Global
+        );
+        assert_eq!(scope(&[("x-ratelimit-scope", "new")]), RateLimitScope::User);
+        assert_eq!(
+            scope(&[("x-ratelimit-global", "true")]),
+            RateLimitScope::Global
+        );
+        assert_eq!(
+            scope(&[("x-ratelimit-bucket", "abc")]),
+            RateLimitScope::User
+        );
+        assert_eq!(scope(&[("retry-after", "5")]), RateLimitScope::Cloudflare);
+        let labels: Vec<_> = [
+            RateLimitScope::User,
+            RateLimitScope::Global,
+            RateLimitScope::Shared,
+            RateLimitScope::Cloudflare,
+        ]
+        .iter()
+        .map(|scope| (scope.to_string(), scope.counts_as_invalid()))
+        .collect();
+        assert_eq!(
+            labels,
+            [
+                ("user".to_owned(), true),
+                ("global".to_owned(), true),
+                ("shared".to_owned(), false),
+                ("cloudflare".to_owned(), true)
+            ]
         );
     }
 }

@@ -30,13 +30,47 @@
 //! assert_eq!(route::method_label(&Method::OPTIONS), "_OTHER");
 //! ```
 //!
+//! # One parse per request
+//!
+//! [`Routes`] is the one parser behind every layer: it reads the `/api/v{N}` prefix once and
+//! yields a [`Route`] with the capped `endpoint` label, the `method` label, the endpoint
+//! twilight's ratelimiter queues the request under (tokens replaced by a keyed hash) and the
+//! [`RouteKind`]. The first layer to see a request leaves the `Route` in the request's
+//! extensions and the others reuse it, so one request gets exactly one cap decision.
+//!
+//! ```
+//! use botscope_http::route::{RouteKind, Routes};
+//! use http::Method;
+//!
+//! let routes = Routes::new(500);
+//! let route = routes.parse(&Method::POST, "/api/v10/interactions/1/secret-token/callback");
+//! assert_eq!(route.version(), Some(10));
+//! assert_eq!(
+//!     route.endpoint().as_str(),
+//!     "/interactions/{interaction_id}/{interaction_token}/callback",
+//! );
+//! assert_eq!(route.kind(), RouteKind::InteractionCallback);
+//! assert!(route.kind().is_exempt_from_global());
+//! let limiter = route.limiter_endpoint().unwrap();
+//! assert!(limiter.path.starts_with("interactions/1/t") && !limiter.path.contains("secret"));
+//! ```
+//!
 //! # Cardinality
 //!
 //! The vocabulary is closed, so the number of templates is bounded by the shapes of paths up
-//! to [`MAX_SEGMENTS`] segments; the metrics layer also passes them through a
-//! [`LabelCap`](botscope_core::LabelCap) of [`DEFAULT_ENDPOINT_CAP`] values.
+//! to [`MAX_SEGMENTS`] segments; [`Routes`] also passes them through a
+//! [`LabelCap`] of [`DEFAULT_ENDPOINT_CAP`] values by default.
 
+use std::cell::RefCell;
+use std::collections::hash_map::RandomState;
+use std::fmt::{self, Write as _};
+use std::hash::BuildHasher;
+use std::sync::Arc;
+
+use botscope_core::LabelCap;
 use http::Method;
+use opentelemetry::StringValue;
+use twilight_http_ratelimiting::{Endpoint, Method as LimiterMethod};
 
 /// The label of a path that is not a Discord API path.
 pub const OTHER: &str = "other";
@@ -44,7 +78,7 @@ pub const OTHER: &str = "other";
 /// Paths with more segments than this (after `/api/v{N}`) are labelled [`OTHER`].
 pub const MAX_SEGMENTS: usize = 12;
 
-/// The default cap on distinct `endpoint` values per metric; see [`template`].
+/// The default cap on distinct `endpoint` values of a [`Routes`].
 pub const DEFAULT_ENDPOINT_CAP: usize = 500;
 
 /// The placeholder of a segment outside the vocabulary.
@@ -175,33 +209,160 @@ fn is_id(segment: &str) -> bool {
     !segment.is_empty() && segment.len() <= 20 && segment.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// The part of `path` after `/api` or `/api/v{N}`, or `None` if it is not a Discord API path.
-fn api_rest(path: &str) -> Option<&str> {
+/// A path split after `/api` or `/api/v{N}`.
+struct ApiPath<'a> {
+    /// `N` of a `/api/v{N}/…` path.
+    version: Option<u32>,
+    /// What follows the prefix, without its leading `/`.
+    rest: &'a str,
+}
+
+/// The one place the `/api/v{N}` prefix is read: `None` if `path` (without its query) is not
+/// a Discord API path.
+fn split_api(path: &str) -> Option<ApiPath<'_>> {
     let rest = path.strip_prefix("/api")?;
     if rest.is_empty() {
-        return Some("");
+        return Some(ApiPath {
+            version: None,
+            rest,
+        });
     }
     let rest = rest.strip_prefix('/')?;
     if let Some(version) = rest.strip_prefix('v') {
         let digits = version.bytes().take_while(u8::is_ascii_digit).count();
         if digits > 0 {
-            let after = &version[digits..];
+            let (number, after) = version.split_at(digits);
             if after.is_empty() {
-                return Some("");
+                return Some(ApiPath {
+                    version: None,
+                    rest: after,
+                });
             }
             if let Some(after) = after.strip_prefix('/') {
-                return Some(after);
+                return Some(ApiPath {
+                    // Only digits: a parse can fail by overflow alone.
+                    version: Some(number.parse().unwrap_or(u32::MAX)),
+                    rest: after,
+                });
             }
         }
     }
-    Some(rest)
+    Some(ApiPath {
+        version: None,
+        rest,
+    })
+}
+
+/// What a path segment is, looked up once per segment.
+#[derive(Clone, Copy)]
+enum Segment {
+    /// A numeric id.
+    Id,
+    /// A Discord path word.
+    Word(&'static str),
+    /// Anything else: a token, an emoji, a code, something unknown, or nothing.
+    Other,
+}
+
+impl Segment {
+    fn of(segment: &str) -> Self {
+        if is_id(segment) {
+            return Self::Id;
+        }
+        match WORDS.binary_search(&segment) {
+            Ok(found) => Self::Word(WORDS[found]),
+            Err(_) => Self::Other,
+        }
+    }
+}
+
+/// The limiter's path being written, and the key of the hash that stands in for tokens.
+///
+/// The limiter logs endpoint paths (at info level when a bucket runs out), and a token in a
+/// log line is a credential in a log file. Redacting by what a segment is, rather than by
+/// where a token should be, also covers paths of shapes nobody expected. The hash keeps
+/// segments apart, so buckets stay exactly as twilight-http's.
+struct LimiterPath<'a> {
+    path: &'a mut String,
+    tokens: &'a RandomState,
+}
+
+impl LimiterPath<'_> {
+    fn push(&mut self, index: usize, segment: &str, kind: Segment) {
+        if index > 0 {
+            self.path.push('/');
+        }
+        match kind {
+            Segment::Other if !segment.is_empty() => {
+                let _ = write!(self.path, "t{:016x}", self.tokens.hash_one(segment));
+            }
+            _ => self.path.push_str(segment),
+        }
+    }
+}
+
+/// Walks `rest` (a path after its `/api/v{N}/` prefix) once, segment by segment: its
+/// template into `template` and, when asked, the limiter's path (see
+/// [`Route::limiter_endpoint`]).
+fn walk(rest: &str, template: &mut String, mut limiter: Option<LimiterPath<'_>>) {
+    template.clear();
+    let trimmed = rest.strip_suffix('/');
+    let segments = trimmed.unwrap_or(rest);
+    let mut templated = !segments.is_empty();
+
+    // The segment before the current one, and the one before that, as template pieces.
+    let mut previous: &str = "";
+    let mut before_previous: &str = "";
+    for (index, segment) in segments.split('/').enumerate() {
+        let kind = Segment::of(segment);
+        if let Some(limiter) = &mut limiter {
+            limiter.push(index, segment, kind);
+        }
+        if templated && (index >= MAX_SEGMENTS || segment.is_empty()) {
+            templated = false;
+        }
+        if !templated {
+            if limiter.is_none() {
+                break;
+            }
+            continue;
+        }
+        let piece: &str = match (previous, kind) {
+            ("reactions", _) => "{emoji}",
+            ("invites" | "templates", _) => "{code}",
+            ("{webhook_id}", Segment::Id | Segment::Other) if before_previous == "webhooks" => {
+                "{webhook_token}"
+            }
+            ("{interaction_id}", _) if before_previous == "interactions" => "{interaction_token}",
+            ("{emoji}", Segment::Id) => "{user_id}",
+            (_, Segment::Id) => id_placeholder(previous),
+            (_, Segment::Word(word)) => word,
+            (_, Segment::Other) => PARAM,
+        };
+        template.push('/');
+        template.push_str(piece);
+        before_previous = previous;
+        previous = piece;
+    }
+    if let (Some(limiter), Some(_)) = (limiter, trimmed) {
+        limiter.path.push('/');
+    }
+    if !templated {
+        template.clear();
+        template.push_str(OTHER);
+    }
+}
+
+/// `path` without its query string.
+fn without_query(path: &str) -> &str {
+    path.split_once('?').map_or(path, |(path, _)| path)
 }
 
 /// The `endpoint` label of a request: see the [module docs](self).
 ///
 /// `path` may carry a query string, which is ignored. The method does not change the template
 /// today; it is taken so routes that differ only by method can be told apart later without an
-/// API change.
+/// API change. This is the template [`Routes::parse`] caps, uncapped.
 pub fn template(method: &Method, path: &str) -> String {
     let mut out = String::new();
     template_into(method, path, &mut out);
@@ -211,42 +372,12 @@ pub fn template(method: &Method, path: &str) -> String {
 /// [`template`], written into `out` (cleared first), to reuse one buffer.
 pub fn template_into(method: &Method, path: &str, out: &mut String) {
     let _ = method;
-    out.clear();
-    let path = path.split_once('?').map_or(path, |(path, _)| path);
-    let Some(rest) = api_rest(path) else {
-        return out.push_str(OTHER);
-    };
-    let rest = rest.strip_suffix('/').unwrap_or(rest);
-    if rest.is_empty() {
-        return out.push_str(OTHER);
-    }
-
-    // The segment before the current one, and the one before that, as template pieces.
-    let mut previous: &str = "";
-    let mut before_previous: &str = "";
-    for (index, segment) in rest.split('/').enumerate() {
-        if index >= MAX_SEGMENTS || segment.is_empty() {
+    match split_api(without_query(path)) {
+        Some(api) => walk(api.rest, out, None),
+        None => {
             out.clear();
-            return out.push_str(OTHER);
+            out.push_str(OTHER);
         }
-        let piece: &str = match previous {
-            "reactions" => "{emoji}",
-            "invites" | "templates" => "{code}",
-            "{webhook_id}" if before_previous == "webhooks" && !is_known_word(segment) => {
-                "{webhook_token}"
-            }
-            "{interaction_id}" if before_previous == "interactions" => "{interaction_token}",
-            "{emoji}" if is_id(segment) => "{user_id}",
-            _ if is_id(segment) => id_placeholder(previous),
-            _ => match WORDS.binary_search(&segment) {
-                Ok(found) => WORDS[found],
-                Err(_) => PARAM,
-            },
-        };
-        out.push('/');
-        out.push_str(piece);
-        before_previous = previous;
-        previous = piece;
     }
 }
 
@@ -259,6 +390,210 @@ pub fn method_label(method: &Method) -> &'static str {
         Method::PATCH => "PATCH",
         Method::DELETE => "DELETE",
         _ => "_OTHER",
+    }
+}
+
+/// The template of an interaction callback, the one route Discord answers within 3 s.
+const INTERACTION_CALLBACK: &str = "/interactions/{interaction_id}/{interaction_token}/callback";
+
+/// What kind of Discord route a request is, for the decisions that depend on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RouteKind {
+    /// Any route under the bot's global limit.
+    Standard,
+    /// `/webhooks/…`: exempt from the global limit.
+    Webhook,
+    /// `/interactions/{interaction_id}/{interaction_token}/callback`: the interaction's
+    /// initial response; exempt from the global limit.
+    InteractionCallback,
+    /// Any other `/interactions/…` route; exempt from the global limit.
+    Interaction,
+}
+
+impl RouteKind {
+    /// Whether Discord exempts the route from the global limit: interaction and webhook
+    /// routes, exactly those twilight's limiter exempts (`Endpoint::is_interaction`).
+    pub const fn is_exempt_from_global(self) -> bool {
+        !matches!(self, Self::Standard)
+    }
+
+    fn of(rest: &str, template: &str) -> Self {
+        match rest.split('/').next() {
+            Some("webhooks") => Self::Webhook,
+            Some("interactions") if template == INTERACTION_CALLBACK => Self::InteractionCallback,
+            Some("interactions") => Self::Interaction,
+            _ => Self::Standard,
+        }
+    }
+}
+
+/// One request's route, parsed once by [`Routes`]: its API version, its capped `endpoint`
+/// label, the endpoint twilight's ratelimiter queues it under, and its [`RouteKind`].
+///
+/// Cloning it is a reference-count increment. The layers find it in the request's
+/// extensions (see [`Routes::route`]).
+#[derive(Clone, Debug)]
+pub struct Route(Arc<Parsed>);
+
+#[derive(Debug)]
+struct Parsed {
+    version: Option<u32>,
+    endpoint: StringValue,
+    method: &'static str,
+    limiter: Option<Endpoint>,
+    kind: RouteKind,
+}
+
+impl Route {
+    /// `N` of a `/api/v{N}/…` path; `None` for any other path (no version, or nothing after
+    /// it). The proxy forwards only paths with a version.
+    pub fn version(&self) -> Option<u32> {
+        self.0.version
+    }
+
+    /// The `endpoint` label: the [`template`], through the endpoint cap of the [`Routes`]
+    /// that parsed it (then `other`).
+    pub fn endpoint(&self) -> &StringValue {
+        &self.0.endpoint
+    }
+
+    /// The `method` label ([`method_label`]).
+    pub fn method(&self) -> &'static str {
+        self.0.method
+    }
+
+    /// The endpoint twilight's ratelimiter queues the request under: the path after the
+    /// prefix, every segment that is neither a numeric id nor a Discord path word replaced by
+    /// a keyed hash. `None` for methods the limiter does not know and non-API paths.
+    pub fn limiter_endpoint(&self) -> Option<&Endpoint> {
+        self.0.limiter.as_ref()
+    }
+
+    /// What kind of route it is.
+    pub fn kind(&self) -> RouteKind {
+        self.0.kind
+    }
+}
+
+/// The one parser of request paths: the `endpoint` label cap and the key of the hash that
+/// stands in for tokens in the limiter's paths.
+///
+/// Build one and hand clones of it to every layer of one stack
+/// ([`DiscordProxy`](crate::DiscordProxy) does): the first to see a request parses it and
+/// leaves the [`Route`] in the request's extensions, the others reuse it, so every metric
+/// family of one request carries the same `endpoint`. Clones share the cap.
+///
+/// # Cardinality
+///
+/// At most `endpoint_cap` distinct `endpoint` values (default [`DEFAULT_ENDPOINT_CAP`]),
+/// then `other`.
+#[derive(Clone)]
+pub struct Routes {
+    inner: Arc<Parser>,
+}
+
+struct Parser {
+    endpoints: LabelCap,
+    tokens: RandomState,
+}
+
+impl Routes {
+    /// A parser admitting at most `endpoint_cap` distinct `endpoint` values.
+    pub fn new(endpoint_cap: usize) -> Self {
+        Self {
+            inner: Arc::new(Parser {
+                endpoints: LabelCap::new(endpoint_cap),
+                tokens: RandomState::new(),
+            }),
+        }
+    }
+
+    /// The cap on distinct `endpoint` values.
+    pub fn endpoint_cap(&self) -> usize {
+        self.inner.endpoints.cap()
+    }
+
+    /// The route of a request: `path` may carry a query string, which is ignored.
+    pub fn parse(&self, method: &Method, path: &str) -> Route {
+        thread_local! {
+            static TEMPLATE: RefCell<String> = const { RefCell::new(String::new()) };
+        }
+        let api = split_api(without_query(path));
+        let rest = api.as_ref().map_or("", |api| api.rest);
+        // The limiter knows five methods, and nothing of a path without a route.
+        let limiter_method = match *method {
+            _ if rest.is_empty() => None,
+            Method::GET => Some(LimiterMethod::Get),
+            Method::POST => Some(LimiterMethod::Post),
+            Method::PUT => Some(LimiterMethod::Put),
+            Method::PATCH => Some(LimiterMethod::Patch),
+            Method::DELETE => Some(LimiterMethod::Delete),
+            _ => None,
+        };
+        let mut limiter_path = String::new();
+        let (endpoint, kind) = TEMPLATE.with(|buffer| {
+            let mut fresh = String::new();
+            // Never re-entered today; a fresh buffer keeps this panic-free if it ever is.
+            let mut held = buffer.try_borrow_mut();
+            let template = match held.as_deref_mut() {
+                Ok(buffer) => buffer,
+                Err(_) => &mut fresh,
+            };
+            if api.is_some() {
+                let limiter = limiter_method.map(|_| {
+                    limiter_path.reserve(rest.len());
+                    LimiterPath {
+                        path: &mut limiter_path,
+                        tokens: &self.inner.tokens,
+                    }
+                });
+                walk(rest, template, limiter);
+            } else {
+                template.clear();
+                template.push_str(OTHER);
+            }
+            (
+                self.inner.endpoints.admit(template),
+                RouteKind::of(rest, template),
+            )
+        });
+        Route(Arc::new(Parsed {
+            version: api.and_then(|api| api.version),
+            endpoint,
+            method: method_label(method),
+            limiter: limiter_method.map(|method| Endpoint {
+                method,
+                path: limiter_path,
+            }),
+            kind,
+        }))
+    }
+
+    /// The route of `request`: the one in its extensions, else parsed now and left there for
+    /// the layers after this one.
+    pub fn route<B>(&self, request: &mut http::Request<B>) -> Route {
+        if let Some(route) = request.extensions().get::<Route>() {
+            return route.clone();
+        }
+        let route = self.parse(request.method(), request.uri().path());
+        request.extensions_mut().insert(route.clone());
+        route
+    }
+}
+
+impl Default for Routes {
+    /// A parser with the default cap, [`DEFAULT_ENDPOINT_CAP`].
+    fn default() -> Self {
+        Self::new(DEFAULT_ENDPOINT_CAP)
+    }
+}
+
+impl fmt::Debug for Routes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Routes")
+            .field("endpoints", &self.inner.endpoints)
+            .finish_non_exhaustive()
     }
 }
 
@@ -326,6 +661,104 @@ mod tests {
             "/{param}".repeat(12)
         );
         assert_eq!(template(&get, "/api/v10/a/b/c/d/e/f/g/h/i/j/k/l/m"), OTHER);
+    }
+
+    #[test]
+    fn routes_carry_version_kind_and_one_capped_label() {
+        let routes = Routes::new(1);
+        let me = routes.parse(&Method::GET, "/api/v10/users/@me?with_counts=true");
+        assert_eq!(me.version(), Some(10));
+        assert_eq!(me.endpoint().as_str(), "/users/@me");
+        assert_eq!(me.method(), "GET");
+        assert_eq!(me.kind(), RouteKind::Standard);
+        let guilds = routes.parse(&Method::GET, "/api/v10/users/@me/guilds");
+        assert_eq!(guilds.endpoint().as_str(), OTHER, "past the cap");
+        assert_eq!(routes.parse(&Method::GET, "/api/v10").version(), None);
+        assert_eq!(routes.parse(&Method::GET, "/api/users/@me").version(), None);
+        assert_eq!(routes.parse(&Method::GET, "/metrics").version(), None);
+        let hook = routes.parse(&Method::PATCH, "/api/v9/webhooks/1/tok/messages/2");
+        assert_eq!((hook.version(), hook.kind()), (Some(9), RouteKind::Webhook));
+        let followup = routes.parse(&Method::POST, "/api/v10/interactions/1/tok");
+        assert_eq!(followup.kind(), RouteKind::Interaction);
+    }
+
+    #[test]
+    fn the_route_is_parsed_once_and_found_in_the_extensions() {
+        let first = Routes::new(10);
+        let second = Routes::new(0);
+        let mut request = http::Request::get("/api/v10/users/@me").body(()).unwrap();
+        let parsed = first.route(&mut request);
+        let reused = second.route(&mut request);
+        assert!(Arc::ptr_eq(&parsed.0, &reused.0));
+        assert_eq!(reused.endpoint().as_str(), "/users/@me");
+    }
+
+    #[test]
+    fn limiter_endpoints_drop_prefix_and_query() {
+        let routes = Routes::default();
+        let route = routes.parse(&Method::GET, "/api/v10/channels/1/messages?limit=5");
+        let endpoint = route.limiter_endpoint().unwrap();
+        assert_eq!(endpoint.path, "channels/1/messages");
+        assert_eq!(endpoint.method, LimiterMethod::Get);
+        let unversioned = routes.parse(&Method::GET, "/api/channels/1");
+        assert_eq!(unversioned.limiter_endpoint().unwrap().path, "channels/1");
+        assert!(
+            routes
+                .parse(&Method::HEAD, "/api/v10/x")
+                .limiter_endpoint()
+                .is_none()
+        );
+        assert!(
+            routes
+                .parse(&Method::GET, "/other")
+                .limiter_endpoint()
+                .is_none()
+        );
+        assert!(
+            routes
+                .parse(&Method::GET, "/api/v10")
+                .limiter_endpoint()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn interactions_and_webhooks_are_exempt_from_the_global_limit() {
+        let routes = Routes::default();
+        let exempt =
+            |method: Method, path: &str| routes.parse(&method, path).kind().is_exempt_from_global();
+        assert!(exempt(Method::POST, "/api/v10/interactions/1/tok/callback"));
+        assert!(exempt(Method::POST, "/api/v10/webhooks/1/tok"));
+        assert!(exempt(Method::PATCH, "/api/v10/webhooks/1/tok/messages/2"));
+        assert!(!exempt(Method::GET, "/api/v10/users/@me"));
+        assert!(!exempt(Method::POST, "/api/v10/channels/1/webhooks"));
+        // Not a path word, so hashed for the limiter: neither twilight nor we exempt it.
+        assert!(!exempt(Method::POST, "/api/v10/Webhooks/1/tok"));
+    }
+
+    #[test]
+    fn tokens_never_reach_the_limiter_but_stay_apart() {
+        let routes = Routes::default();
+        let path = |p: &str| {
+            let route = routes.parse(&Method::POST, p);
+            route.limiter_endpoint().unwrap().path.clone()
+        };
+        let a = path("/api/v10/webhooks/1/secret-a/messages/@original");
+        let b = path("/api/v10/webhooks/1/secret-b/messages/@original");
+        assert!(!a.contains("secret") && !b.contains("secret"));
+        assert_ne!(a, b);
+        assert!(a.starts_with("webhooks/1/t") && a.ends_with("/messages/@original"));
+        assert_eq!(a, path("/api/v10/webhooks/1/secret-a/messages/@original"));
+        let callback = path("/api/v10/interactions/2/secret-c/callback");
+        assert!(callback.starts_with("interactions/2/t") && callback.ends_with("/callback"));
+        assert_eq!(path("/api/v10/webhooks/1"), "webhooks/1");
+        // Shapes nobody expected are redacted too: only ids and path words stay.
+        let odd = path("/api/v10/Webhooks/1/secret-d");
+        assert!(odd.starts_with('t') && odd.contains("/1/") && !odd.contains("secret"));
+        assert_eq!(
+            path("/api/v10/channels/5/messages/6/reactions/%F0%9F%91%8D/@me").len(),
+            "channels/5/messages/6/reactions/t0123456789abcdef/@me".len()
+        );
     }
 
     #[test]

@@ -1,13 +1,16 @@
 //! DiscordMetricsLayer over in-memory services, asserted from a real scrape.
 
+mod common;
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use botscope_http::DiscordMetricsLayer;
 use botscope_http::metrics::BoxError;
+use botscope_http::{DiscordMetricsLayer, ForwardErrorType};
 use botscope_testkit::TestMetrics;
+use common::TheirError;
 use tower::{Layer, Service, ServiceExt, service_fn};
 
 fn request(method: &str, path: &str) -> http::Request<()> {
@@ -104,20 +107,16 @@ async fn counts_requests_with_templated_labels_and_times_them() {
 }
 
 #[tokio::test]
-async fn errors_pass_through_and_count_as_error_or_timeout() {
+async fn service_errors_pass_through_and_count_as_error_whatever_their_type() {
     let metrics = TestMetrics::new("disruptor");
     let layer = DiscordMetricsLayer::builder()
         .meter(metrics.meter())
         .build();
-    let mut service = layer.layer(service_fn(|req: http::Request<()>| async move {
-        let kind = if req.uri().path().ends_with("slow") {
-            std::io::ErrorKind::TimedOut
-        } else {
-            std::io::ErrorKind::ConnectionRefused
-        };
-        Err::<http::Response<()>, BoxError>(Box::new(std::io::Error::from(kind)))
+    let mut boxed = layer.layer(service_fn(|_req: http::Request<()>| async move {
+        let timed_out = std::io::Error::from(std::io::ErrorKind::TimedOut);
+        Err::<http::Response<()>, BoxError>(Box::new(timed_out))
     }));
-    let err = service
+    let err = boxed
         .ready()
         .await
         .unwrap()
@@ -127,16 +126,64 @@ async fn errors_pass_through_and_count_as_error_or_timeout() {
     assert_eq!(
         err.downcast_ref::<std::io::Error>()
             .map(std::io::Error::kind),
-        Some(std::io::ErrorKind::ConnectionRefused),
+        Some(std::io::ErrorKind::TimedOut),
         "the error passes through unchanged"
     );
-    let _ = service
+    let mut theirs = layer.layer(service_fn(|_req: http::Request<()>| async move {
+        Err::<http::Response<()>, _>(TheirError("gave up".to_owned()))
+    }));
+    let err = theirs
         .ready()
         .await
         .unwrap()
         .call(request("GET", "/api/v10/slow"))
-        .await;
+        .await
+        .unwrap_err();
+    assert_eq!(err.0, "gave up");
 
+    let scrape = metrics.scrape();
+    for endpoint in ["/users/@me", "/{param}"] {
+        assert_eq!(
+            scrape.value(
+                "disruptor_discord_api_requests_total",
+                &[("endpoint", endpoint), ("status_code", "error")]
+            ),
+            Some(1.0),
+            "{endpoint}"
+        );
+    }
+    assert!(
+        !scrape.text().contains("status_code=\"timeout\""),
+        "a service error is never guessed to be a timeout from its type"
+    );
+}
+
+#[tokio::test]
+async fn a_forward_failure_marker_counts_as_timeout_or_error() {
+    let metrics = TestMetrics::new("disruptor");
+    let layer = DiscordMetricsLayer::builder()
+        .meter(metrics.meter())
+        .build();
+    let mut service = layer.layer(service_fn(|req: http::Request<()>| async move {
+        let (status, kind) = if req.uri().path().ends_with("slow") {
+            (504, ForwardErrorType::Timeout)
+        } else {
+            (502, ForwardErrorType::Unreachable)
+        };
+        let mut response = response(status, &[]);
+        response.extensions_mut().insert(kind);
+        Ok::<_, Infallible>(response)
+    }));
+    for path in ["/api/v10/users/@me", "/api/v10/gateway/slow"] {
+        let response = service
+            .ready()
+            .await
+            .unwrap()
+            .call(request("GET", path))
+            .await
+            .unwrap();
+        assert!(response.status().is_server_error());
+    }
     let scrape = metrics.scrape();
     assert_eq!(
         scrape.value(
@@ -148,10 +195,83 @@ async fn errors_pass_through_and_count_as_error_or_timeout() {
     assert_eq!(
         scrape.value(
             "disruptor_discord_api_requests_total",
-            &[("endpoint", "/{param}"), ("status_code", "timeout")]
+            &[("endpoint", "/gateway/{param}"), ("status_code", "timeout")]
         ),
         Some(1.0)
     );
+    assert_eq!(
+        scrape.value(
+            "disruptor_discord_api_request_duration_seconds_count",
+            &[("endpoint", "/gateway/{param}")]
+        ),
+        Some(1.0),
+        "a request answered by the proxy is timed like any other"
+    );
+}
+
+#[tokio::test]
+async fn a_panicking_inner_future_counts_as_panic_and_the_panic_resumes_unchanged() {
+    let metrics = TestMetrics::new("disruptor");
+    let layer = DiscordMetricsLayer::builder()
+        .meter(metrics.meter())
+        .build();
+    let mut service = layer.layer(service_fn(|_req: http::Request<()>| async move {
+        if true {
+            std::panic::panic_any(TheirError("inner service blew up".to_owned()));
+        }
+        Ok::<_, Infallible>(response(200, &[]))
+    }));
+    let future = service
+        .ready()
+        .await
+        .unwrap()
+        .call(request("POST", "/api/v10/channels/1/messages"));
+    let in_flight = metrics
+        .scrape()
+        .value("disruptor_discord_api_requests_in_flight", &[]);
+    assert_eq!(in_flight, Some(1.0));
+    let payload = futures_catch_unwind(future).await.unwrap_err();
+    assert_eq!(
+        payload.downcast_ref::<TheirError>().map(|e| e.0.as_str()),
+        Some("inner service blew up"),
+        "the caller sees the original payload"
+    );
+
+    let scrape = metrics.scrape();
+    assert_eq!(
+        scrape.value(
+            "disruptor_discord_api_requests_total",
+            &[
+                ("endpoint", "/channels/{channel_id}/messages"),
+                ("method", "POST"),
+                ("status_code", "panic")
+            ]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        scrape.value("disruptor_discord_api_requests_in_flight", &[]),
+        Some(0.0)
+    );
+    assert!(
+        !scrape.has("disruptor_discord_api_request_duration_seconds_count"),
+        "a panicked request is not timed"
+    );
+}
+
+/// Polls `future` to its end, catching a panic of any poll.
+async fn futures_catch_unwind<F: Future>(
+    future: F,
+) -> Result<F::Output, Box<dyn std::any::Any + Send>> {
+    let mut future = std::pin::pin!(future);
+    std::future::poll_fn(|cx| {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(payload) => Poll::Ready(Err(payload)),
+        }
+    })
+    .await
 }
 
 #[tokio::test]
@@ -233,7 +353,7 @@ impl Service<http::Request<()>> for Never {
 }
 
 #[tokio::test]
-async fn in_flight_goes_up_and_back_down_when_cancelled() {
+async fn a_request_dropped_before_its_response_counts_as_cancelled() {
     let metrics = TestMetrics::new("disruptor");
     let layer = DiscordMetricsLayer::builder()
         .meter(metrics.meter())
@@ -255,9 +375,20 @@ async fn in_flight_goes_up_and_back_down_when_cancelled() {
         scrape.value("disruptor_discord_api_requests_in_flight", &[]),
         Some(0.0)
     );
+    assert_eq!(
+        scrape.value(
+            "disruptor_discord_api_requests_total",
+            &[
+                ("endpoint", "/users/@me"),
+                ("method", "GET"),
+                ("status_code", "cancelled")
+            ]
+        ),
+        Some(2.0)
+    );
     assert!(
-        !scrape.has("disruptor_discord_api_requests_total"),
-        "a cancelled request is not counted"
+        !scrape.has("disruptor_discord_api_request_duration_seconds_count"),
+        "a cancelled request is not timed"
     );
 }
 

@@ -117,3 +117,38 @@ async fn malformed_paths_get_400_and_no_token_reaches_a_log_line() {
     );
     assert!(!logs.contains(TOKEN), "a token reached a log line:\n{logs}");
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_request_not_forwarded_logs_one_warn_line_with_its_template_and_no_token() {
+    let capture = Capture::default();
+    let _default = tracing::subscriber::set_default(capture.clone());
+    let fake = FakeDiscord::spawn().await.unwrap();
+    fake.set_latency(std::time::Duration::from_secs(2));
+    let proxy = DiscordProxy::builder()
+        .upstream(fake.url())
+        .timeout(std::time::Duration::from_millis(200))
+        .spawn()
+        .await
+        .unwrap();
+
+    let reply = post(proxy.local_addr(), &format!("/api/v10/webhooks/1/{TOKEN}")).await;
+    assert_eq!(reply.status, 504);
+    assert!(!reply.text().contains(TOKEN));
+    proxy.shutdown().await;
+
+    let logs = capture.text();
+    let warnings: Vec<&str> = logs
+        .lines()
+        .filter(|line| line.starts_with("WARN botscope_http"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{logs}");
+    let line = warnings[0];
+    for field in [
+        "endpoint=/webhooks/{webhook_id}/{webhook_token}",
+        "method=\"POST\"",
+        "status=504",
+    ] {
+        assert!(line.contains(field), "{field} missing from {line}");
+    }
+    assert!(!logs.contains(TOKEN), "a token reached a log line:\n{logs}");
+}

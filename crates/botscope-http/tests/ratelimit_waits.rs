@@ -1,17 +1,18 @@
 //! How long the real twilight-http client waits through the proxy's ratelimiter, and what it
 //! gets back, against the fake Discord.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use botscope_http::DiscordProxy;
 use botscope_testkit::TestMetrics;
 use botscope_testkit::rest::{FakeDiscord, RateLimitKind, Reply};
+use common::BOT_TOKEN;
 use twilight_http::Client;
 use twilight_model::http::interaction::{InteractionResponse, InteractionResponseType};
 use twilight_model::id::Id;
-
-const BOT_TOKEN: &str = "MTk4NjIyNDgzNDcxOTI1MjQ4.Cl2FMQ.ZnCjm1XVW7vRze4b7Cq4se7kKWs";
 
 /// twilight-http's default timeout, which covers only the HTTP round trip when twilight
 /// ratelimits itself.
@@ -107,7 +108,10 @@ async fn send_callback(client: &Client) -> Result<(), twilight_http::Error> {
     client
         .interaction(Id::new(302_050_872_383_242_240))
         .create_response(
-            Id::new(1_160_000_000_000_000_777),
+            // Fresh: the fake answers a callback only within Discord's 3 s of the snowflake.
+            Id::new(botscope_testkit::interaction::snowflake_at(
+                std::time::SystemTime::now(),
+            )),
             "interaction-token",
             &response,
         )

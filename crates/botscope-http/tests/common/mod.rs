@@ -1,0 +1,57 @@
+//! Helpers shared by the test crates of botscope-http.
+
+// Each test crate uses a part of these.
+#![allow(dead_code)]
+
+use botscope_http::metrics::BoxError;
+use botscope_http::{DiscordProxy, DiscordProxyBuilder};
+use botscope_testkit::TestMetrics;
+use botscope_testkit::rest::FakeDiscord;
+use twilight_http::Client;
+use twilight_http::error::ErrorType;
+
+/// A bot token of the real shape, to look for in scrapes and logs.
+pub(crate) const BOT_TOKEN: &str = "MTk4NjIyNDgzNDcxOTI1MjQ4.Cl2FMQ.ZnCjm1XVW7vRze4b7Cq4se7kKWs";
+
+/// The status of a twilight-http error that is an HTTP response.
+pub(crate) fn status_of(error: &twilight_http::Error) -> u16 {
+    match error.kind() {
+        ErrorType::Response { status, .. } => status.get(),
+        other => panic!("expected an error status, got {other:?}"),
+    }
+}
+
+/// A proxy to `fake` recording into `metrics`, built further by `build`, and a twilight-http
+/// client configured for it.
+pub(crate) async fn proxy_to(
+    fake: &FakeDiscord,
+    metrics: &TestMetrics,
+    build: impl FnOnce(DiscordProxyBuilder) -> DiscordProxyBuilder,
+) -> (DiscordProxy, Client) {
+    let builder = DiscordProxy::builder()
+        .upstream(fake.url())
+        .meter(metrics.meter());
+    let proxy = build(builder).spawn().await.expect("proxy");
+    let client = proxy
+        .configure(Client::builder().token(BOT_TOKEN.to_owned()))
+        .build();
+    (proxy, client)
+}
+
+/// An error type of a user's own, as their layer or service returns it.
+#[derive(Debug)]
+pub(crate) struct TheirError(pub(crate) String);
+
+impl std::fmt::Display for TheirError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "their layer: {}", self.0)
+    }
+}
+
+impl std::error::Error for TheirError {}
+
+impl From<BoxError> for TheirError {
+    fn from(error: BoxError) -> Self {
+        Self(error.to_string())
+    }
+}
