@@ -1,12 +1,15 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod commands;
+pub mod interaction;
 #[cfg(feature = "lavalink")]
 pub mod lavalink;
 pub mod metrics;
 mod tap;
 pub mod voice;
 
+pub use commands::{CommandMetrics, CommandMetricsBuilder, CommandRun, TimedCommand};
 #[cfg(feature = "lavalink")]
 pub use lavalink::{LavalinkTap, LavalinkTapBuilder};
 pub use tap::{GatewayTap, GatewayTapBuilder};
@@ -20,4 +23,6 @@ mod tests {
     use super::*;
 
     static_assertions::assert_impl_all!(GatewayTap: Clone, Send, Sync, Default);
+    static_assertions::assert_impl_all!(CommandMetrics: Clone, Send, Sync, Default);
+    static_assertions::assert_impl_all!(TimedCommand<std::future::Ready<()>>: Send, Sync);
 }

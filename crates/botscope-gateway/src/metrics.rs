@@ -34,6 +34,16 @@ pub const LAVALINK_PLAYERS: &str = "lavalink_players";
 /// Gauge of a Lavalink node's playing players, by `node`.
 pub const LAVALINK_PLAYING_PLAYERS: &str = "lavalink_playing_players";
 
+/// Counter of INTERACTION_CREATE events by `shard`, `type` and `command`.
+pub const INTERACTIONS: &str = "interactions";
+/// Histogram of command handler times in seconds, by `command` and `status`.
+pub const COMMAND_DURATION: &str = "command_duration";
+/// Counter of command handler runs by `command` and `status`.
+pub const COMMANDS: &str = "commands";
+/// Bucket bounds of the command duration histogram, in seconds: the interaction buckets,
+/// which resolve Discord's 3-second response deadline.
+pub const COMMAND_DURATION_BUCKETS: [f64; 13] = botscope_core::buckets::INTERACTION_BUCKETS;
+
 /// Unit of every duration: seconds.
 pub const SECONDS: &str = "s";
 
@@ -51,6 +61,10 @@ pub const CODE: &str = "code";
 pub const GUILD_ID: &str = "guild_id";
 /// Label key of the audio operation.
 pub const OPERATION: &str = "operation";
+/// Label key of the interaction type.
+pub const TYPE: &str = "type";
+/// Label key of the command name.
+pub const COMMAND: &str = "command";
 /// Label key of the Lavalink node.
 pub const NODE: &str = "node";
 

@@ -18,11 +18,13 @@ use twilight_model::gateway::payload::incoming::GuildCreate;
 use twilight_model::id::Id;
 use twilight_model::id::marker::GuildMarker;
 
+use crate::commands::CommandMetrics;
+use crate::interaction::{self, DEFAULT_COMMAND_CAP};
 use crate::metrics::{
-    CODE, DISCORD_GUILD_COUNT, DISCORD_UNAVAILABLE_GUILDS, EVENT_KINDS, EVENT_TYPE,
+    CODE, COMMAND, DISCORD_GUILD_COUNT, DISCORD_UNAVAILABLE_GUILDS, EVENT_KINDS, EVENT_TYPE,
     GATEWAY_CLOSE_CODES, GATEWAY_EVENTS, GATEWAY_LATENCY, GATEWAY_RECONNECTS, GATEWAY_SHARD_STATUS,
-    GUILD_ID, IDENTIFY, KIND, NO_CODE, RESUME, SECONDS, SHARD, SHARD_STATUSES, STATUS,
-    VOICE_CONNECTIONS_ACTIVE, event_type_name, status_index,
+    GUILD_ID, IDENTIFY, INTERACTIONS, KIND, NO_CODE, RESUME, SECONDS, SHARD, SHARD_STATUSES,
+    STATUS, TYPE, VOICE_CONNECTIONS_ACTIVE, event_type_name, status_index,
 };
 use crate::voice::VoiceMetrics;
 
@@ -43,6 +45,7 @@ use crate::voice::VoiceMetrics;
 /// | `gateway_reconnects_total` | counter | `shard`, `kind` |
 /// | `gateway_close_codes_total` | counter | `shard`, `code` |
 /// | `voice_connections_active` | gauge | `guild_id` |
+/// | `interactions_total` | counter | `shard`, `type`, `command` |
 ///
 /// # Cardinality
 ///
@@ -50,6 +53,9 @@ use crate::voice::VoiceMetrics;
 /// `code` the close codes Discord sends (a few dozen at most). `guild_id` passes through a
 /// [`LabelCap`]: at most [`DEFAULT_CAP`] values by default, then `other`
 /// ([`GatewayTapBuilder::guild_label_cap`], [`GatewayTapBuilder::without_guild_labels`]).
+/// `type` has five values; `command` is a registered command's name through a [`LabelCap`]
+/// of [`DEFAULT_COMMAND_CAP`] values ([`GatewayTapBuilder::command_cap`]) or a fixed word
+/// (see [`interaction`](crate::interaction)).
 #[derive(Clone)]
 pub struct GatewayTap {
     inner: Arc<Inner>,
@@ -61,6 +67,7 @@ pub struct GatewayTap {
 pub struct GatewayTapBuilder {
     meter: Option<Meter>,
     guild_cap: Option<usize>,
+    command_cap: Option<usize>,
 }
 
 impl GatewayTapBuilder {
@@ -82,6 +89,14 @@ impl GatewayTapBuilder {
         self.guild_label_cap(0)
     }
 
+    /// At most `cap` distinct command names in `interactions_total` (and in the
+    /// [`CommandMetrics`] of [`GatewayTap::commands`]), then `other` (default
+    /// [`DEFAULT_COMMAND_CAP`]).
+    pub fn command_cap(mut self, cap: usize) -> Self {
+        self.command_cap = Some(cap);
+        self
+    }
+
     /// Builds the instruments.
     pub fn build(self) -> GatewayTap {
         let meter = botscope_core::meter::meter_or_global(
@@ -90,6 +105,7 @@ impl GatewayTapBuilder {
             env!("CARGO_PKG_VERSION"),
         );
         let guild_cap = self.guild_cap.unwrap_or(DEFAULT_CAP);
+        let command_cap = self.command_cap.unwrap_or(DEFAULT_COMMAND_CAP);
         let inner = Arc::new_cyclic(|weak: &Weak<Inner>| {
             let weak = weak.clone();
             let events = meter
@@ -106,6 +122,9 @@ impl GatewayTapBuilder {
                 _events: events,
                 voice_guilds: LabelCap::new(guild_cap),
                 guild_cap,
+                commands: LabelCap::new(command_cap),
+                command_cap,
+                command_metrics: OnceLock::new(),
                 meter: meter.clone(),
                 shards: RwLock::new(Vec::new()),
                 bot_user: AtomicU64::new(0),
@@ -143,11 +162,28 @@ impl GatewayTap {
             .clone()
     }
 
+    /// [`CommandMetrics`] recording into the same meter, with the same command name cap.
+    ///
+    /// Every call returns a handle to the same instruments.
+    pub fn commands(&self) -> CommandMetrics {
+        self.inner
+            .command_metrics
+            .get_or_init(|| {
+                CommandMetrics::builder()
+                    .meter(self.inner.meter.clone())
+                    .command_cap(self.inner.command_cap)
+                    .build()
+            })
+            .clone()
+    }
+
     /// Records one item of `shard.next_event(..)`.
     ///
     /// Counts the event; follows the shard's status, guilds, heartbeat latency,
     /// reconnections and close codes; and keeps `voice_connections_active` from the bot's own
-    /// voice states. Errors only update the status. Never fails and never panics.
+    /// voice states; counts INTERACTION_CREATE by type and command (see
+    /// [`interaction`](crate::interaction): no user-supplied text reaches a label). Errors only
+    /// update the status. Never fails and never panics.
     ///
     /// The label set of an event type is built the first time a shard yields it; later
     /// events of that type add one to an atomic counter, which `gateway_events_total`
@@ -198,6 +234,7 @@ struct Instruments {
     reconnects: Counter<u64>,
     close_codes: Counter<u64>,
     voice_active: UpDownCounter<i64>,
+    interactions: Counter<u64>,
 }
 
 impl Instruments {
@@ -233,6 +270,10 @@ impl Instruments {
                 .i64_up_down_counter(VOICE_CONNECTIONS_ACTIVE)
                 .with_description("Guilds whose voice channel the bot is connected to")
                 .build(),
+            interactions: meter
+                .u64_counter(INTERACTIONS)
+                .with_description("Interactions received from the gateway, by type and command")
+                .build(),
         }
     }
 }
@@ -243,6 +284,10 @@ struct Inner {
     _events: ObservableCounter<u64>,
     voice_guilds: LabelCap,
     guild_cap: usize,
+    /// The `command` cap of `interactions_total`.
+    commands: LabelCap,
+    command_cap: usize,
+    command_metrics: OnceLock<CommandMetrics>,
     meter: Meter,
     /// Indexed by shard id; shard ids are dense from zero.
     shards: RwLock<Vec<Option<Arc<ShardEntry>>>>,
@@ -345,6 +390,20 @@ impl Inner {
                 }
             }
             Event::UnavailableGuild(guild) => self.set_guild(entry, guild.id, Some(true)),
+            Event::InteractionCreate(create) => {
+                let interaction = &create.0;
+                self.instruments.interactions.add(
+                    1,
+                    &[
+                        entry.shard.clone(),
+                        KeyValue::new(TYPE, interaction::type_label(interaction.kind)),
+                        KeyValue::new(
+                            COMMAND,
+                            Value::String(interaction::command_label(interaction, &self.commands)),
+                        ),
+                    ],
+                );
+            }
             Event::VoiceStateUpdate(update) => {
                 let bot = self.bot_user.load(Ordering::Relaxed);
                 if bot != 0

@@ -38,8 +38,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use botscope_core::label_cap::DEFAULT_CAP;
 use botscope_core::LabelCap;
+use botscope_core::label_cap::DEFAULT_CAP;
 use botscope_core::outcome::{Classify, Ending, Finish, Timed, Timer};
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Histogram, Meter};
@@ -260,10 +260,7 @@ impl<T: Classify> Finish<T> for AttemptRecord {
     fn finish(self, _elapsed: Duration, ending: Ending<'_, T>) {
         self.counter.add(
             1,
-            &[
-                self.guild,
-                KeyValue::new(STATUS, ending.outcome().as_str()),
-            ],
+            &[self.guild, KeyValue::new(STATUS, ending.outcome().as_str())],
         );
     }
 }
@@ -416,7 +413,10 @@ mod tests {
         let guild = Id::new(9);
 
         assert_eq!(voice.connect(guild, async { Ok::<_, ()>(7) }).await, Ok(7));
-        assert_eq!(voice.connect(guild, async { Err::<(), _>("no") }).await, Err("no"));
+        assert_eq!(
+            voice.connect(guild, async { Err::<(), _>("no") }).await,
+            Err("no")
+        );
         // The join is abandoned half way: the caller's timeout drops the future.
         let stuck = voice.connect(guild, std::future::pending::<Result<(), ()>>());
         assert!(

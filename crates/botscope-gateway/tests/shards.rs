@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use botscope_gateway::GatewayTap;
 use botscope_testkit::gateway::{FakeGateway, FakeGuild};
+use botscope_testkit::interaction::FakeInteraction;
 use botscope_testkit::{Scrape, TestMetrics};
 use serde_json::json;
 use tokio::sync::oneshot;
@@ -12,6 +13,7 @@ use twilight_gateway::queue::Queue;
 use twilight_gateway::{
     ConfigBuilder, Event, EventTypeFlags, Intents, Shard, ShardId, ShardState, StreamExt as _,
 };
+use twilight_model::application::interaction::{Interaction, InteractionData};
 use twilight_model::gateway::event::EventType;
 
 const EVENTS: &str = "disruptor_gateway_events_total";
@@ -22,6 +24,9 @@ const RECONNECTS: &str = "disruptor_gateway_reconnects_total";
 const CLOSE_CODES: &str = "disruptor_gateway_close_codes_total";
 const LATENCY_COUNT: &str = "disruptor_gateway_latency_seconds_count";
 const VOICE_ACTIVE: &str = "disruptor_voice_connections_active";
+const INTERACTIONS: &str = "disruptor_interactions_total";
+const COMMANDS: &str = "disruptor_commands_total";
+const COMMAND_DURATION: &str = "disruptor_command_duration_seconds";
 
 /// Lets every shard identify at once: the default queue spaces identifies 5 s apart.
 #[derive(Clone, Copy, Debug)]
@@ -362,4 +367,139 @@ async fn voice_active_follows_the_bots_own_voice_state() {
     assert_eq!(scrape.value(VOICE_ACTIVE, &[("guild_id", "7")]), Some(1.0));
     assert_eq!(events(&scrape, "0", "VOICE_STATE_UPDATE"), Some(3.0));
     assert_eq!(events(&scrape, "1", "VOICE_STATE_UPDATE"), Some(2.0));
+}
+
+/// Every log line of the test, at every level, from every crate.
+#[derive(Clone, Default)]
+struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn interactions_are_counted_by_type_and_capped_command_without_user_text() {
+    let logs = Logs::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer({
+            let logs = logs.clone();
+            move || logs.clone()
+        })
+        .finish();
+    let _logging = tracing::subscriber::set_default(subscriber);
+
+    let mut h = Harness::new(Duration::from_secs(30), [Vec::new(), Vec::new()]).await;
+    h.until_kind(0, EventType::Ready).await;
+    let commands = h.tap.commands();
+
+    let secret = "SECRET-user-text";
+    let mut tokens = Vec::new();
+    for interaction in [
+        FakeInteraction::command("ping").option("message", secret),
+        FakeInteraction::autocomplete("join", "channel", secret),
+        FakeInteraction::button(&format!("vote:{secret}")),
+        FakeInteraction::modal_submit(&format!("feedback:{secret}"), secret),
+    ] {
+        tokens.push(h.gateway.interaction_create(0, &interaction).token);
+    }
+    // 10,000 distinct command names, through the tap's cap of 200.
+    for n in 0..10_000 {
+        let name = format!("generated-{n}");
+        tokens.push(
+            h.gateway
+                .interaction_create(0, &FakeInteraction::command(&name))
+                .token,
+        );
+    }
+    h.gateway
+        .interaction_create(0, &FakeInteraction::command("last"));
+    h.until(0, |event| {
+        matches!(
+            event,
+            Event::InteractionCreate(create) if matches!(
+                &create.data,
+                Some(InteractionData::ApplicationCommand(data)) if data.name == "last"
+            )
+        )
+    })
+    .await;
+
+    // The bot's handler of a command, once with each outcome.
+    let ping = FakeInteraction::command("ping").minted().json();
+    let ping: Interaction =
+        serde_json::from_value(ping).expect("twilight reads the fake's interaction");
+    assert_eq!(
+        commands.instrument(&ping, async { Ok::<_, ()>(1) }).await,
+        Ok(1)
+    );
+    assert_eq!(
+        commands
+            .instrument(&ping, async { Err::<(), _>("no") })
+            .await,
+        Err("no")
+    );
+    let stuck = commands.instrument(&ping, std::future::pending::<Result<(), ()>>());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(20), stuck)
+            .await
+            .is_err()
+    );
+    let panicking = commands.instrument(&ping, async {
+        if true {
+            panic!("handler bug");
+        }
+        Ok::<(), ()>(())
+    });
+    assert!(tokio::spawn(panicking).await.unwrap_err().is_panic());
+
+    let scrape = h.scrape();
+    let interactions = |kind: &str, command: &str| {
+        scrape.value(
+            INTERACTIONS,
+            &[("shard", "0"), ("type", kind), ("command", command)],
+        )
+    };
+    assert_eq!(interactions("application_command", "ping"), Some(1.0));
+    assert_eq!(interactions("autocomplete", "join"), Some(1.0));
+    assert_eq!(interactions("message_component", "button"), Some(1.0));
+    assert_eq!(interactions("modal_submit", "modal"), Some(1.0));
+    let names = scrape.label_values(INTERACTIONS, "command");
+    assert!(names.len() <= 200 + 1 + 3, "{} command values", names.len());
+    assert!(names.iter().any(|n| n == "other"));
+    for status in ["success", "error", "cancelled", "panic"] {
+        assert_eq!(
+            scrape.value(COMMANDS, &[("command", "ping"), ("status", status)]),
+            Some(1.0),
+            "{status}"
+        );
+    }
+    assert_eq!(
+        scrape.value(
+            &format!("{COMMAND_DURATION}_count"),
+            &[("command", "ping"), ("status", "success")]
+        ),
+        Some(1.0)
+    );
+
+    let logs = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+    assert!(!logs.is_empty(), "the subscriber saw the shard's logs");
+    for text in [scrape.text(), logs.as_str()] {
+        assert!(!text.contains("SECRET"), "user text leaked");
+        assert!(
+            tokens.iter().all(|token| !text.contains(token.as_str())),
+            "a token leaked"
+        );
+        assert!(!text.contains("fake-interaction-token"), "a token leaked");
+    }
 }
