@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use botscope::gateway::lavalink::LavalinkTap;
-use botscope::gateway::{GatewayTap, VoiceMetrics};
+use botscope::gateway::{CommandMetrics, GatewayTap, VoiceMetrics};
 use botscope::http::DiscordProxy;
 use botscope::jobs::{Job, SchedulerRegistry, cron};
 use botscope::{DEFAULT_LISTEN, Telemetry};
@@ -31,6 +31,11 @@ use sim::Sim;
 use tokio_cron_scheduler::JobScheduler;
 use twilight_gateway::{
     ConfigBuilder, Event, EventTypeFlags, Intents, Shard, ShardId, StreamExt as _,
+};
+use twilight_model::application::command::Command;
+use twilight_model::application::interaction::{Interaction, InteractionData, InteractionType};
+use twilight_model::http::interaction::{
+    InteractionResponse, InteractionResponseData, InteractionResponseType,
 };
 use twilight_model::id::Id;
 
@@ -44,6 +49,7 @@ struct Bot {
     http: twilight_http::Client,
     db: Db,
     voice: VoiceMetrics,
+    commands: CommandMetrics,
     lavalink: LavalinkTap,
     /// The embedded fake, when there is no token.
     sim: Option<Arc<Sim>>,
@@ -137,6 +143,17 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .configure(twilight_http::Client::builder().token(token.clone()))
         .build();
     let me = http.current_user().await?.model().await?;
+    // The slash commands the bot answers; a bot's application id is its user id.
+    let commands: Vec<Command> = serde_json::from_value(serde_json::json!([
+        { "name": "ping", "description": "Is the bot there?", "type": 1, "version": "1" },
+        { "name": "join", "description": "Join your voice channel", "type": 1, "version": "1",
+          "options": [{ "name": "channel", "description": "Which one", "type": 3,
+                        "autocomplete": true }] },
+        { "name": "leave", "description": "Leave the voice channel", "type": 1, "version": "1" },
+    ]))?;
+    http.interaction(me.id.cast())
+        .set_global_commands(&commands)
+        .await?;
 
     let db = Db::connect(settings.database_url.as_deref()).await?;
     let tap = GatewayTap::new();
@@ -144,6 +161,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         http,
         db,
         voice: tap.voice(),
+        commands: tap.commands(),
         lavalink: LavalinkTap::builder().node("main").build(),
         sim: sim.clone(),
         in_voice: Mutex::new(Vec::new()),
@@ -244,6 +262,16 @@ async fn run_shard(mut shard: Shard, tap: GatewayTap, bot: Arc<Bot>) {
             Event::MessageCreate(message) => {
                 tokio::spawn(async move { handle_message(&bot, &message).await });
             }
+            Event::InteractionCreate(interaction) => {
+                tokio::spawn(async move {
+                    let interaction = interaction.0;
+                    // Errors are the metrics' business: the bot moves on.
+                    let _ = bot
+                        .commands
+                        .instrument(&interaction, handle_interaction(&bot, &interaction))
+                        .await;
+                });
+            }
             _ => {}
         }
     }
@@ -277,6 +305,74 @@ async fn handle_message(bot: &Bot, message: &twilight_model::channel::Message) {
         .create_message(message.channel_id)
         .content(&reply)
         .await;
+}
+
+/// Slash commands `/ping`, `/join` (with autocomplete) and `/leave`, and the buttons of their
+/// answers. `/join` sometimes takes longer than Discord's 3 s; `/leave` sometimes fails.
+async fn handle_interaction(bot: &Bot, interaction: &Interaction) -> Result<(), String> {
+    let reply = |kind, content: Option<&str>| InteractionResponse {
+        kind,
+        data: Some(InteractionResponseData {
+            content: content.map(str::to_owned),
+            choices: (kind == InteractionResponseType::ApplicationCommandAutocompleteResult)
+                .then(Vec::new),
+            ..InteractionResponseData::default()
+        }),
+    };
+    let name = match &interaction.data {
+        Some(InteractionData::ApplicationCommand(command)) => command.name.as_str(),
+        _ => "",
+    };
+    let response = match (interaction.kind, name) {
+        (InteractionType::ApplicationCommandAutocomplete, _) => reply(
+            InteractionResponseType::ApplicationCommandAutocompleteResult,
+            None,
+        ),
+        (InteractionType::MessageComponent, _) => {
+            reply(InteractionResponseType::DeferredUpdateMessage, None)
+        }
+        (_, "ping") => reply(
+            InteractionResponseType::ChannelMessageWithSource,
+            Some("pong"),
+        ),
+        (_, "join") => {
+            // A slow voice server: one join in four answers after the deadline.
+            if pseudo_random().is_multiple_of(4) {
+                tokio::time::sleep(Duration::from_millis(3_300)).await;
+            }
+            reply(
+                InteractionResponseType::ChannelMessageWithSource,
+                Some("joined"),
+            )
+        }
+        (_, "leave") => reply(
+            InteractionResponseType::ChannelMessageWithSource,
+            Some("left"),
+        ),
+        _ => return Err("an interaction this bot does not know".to_owned()),
+    };
+    let client = bot.http.interaction(interaction.application_id);
+    client
+        .create_response(interaction.id, &interaction.token, &response)
+        .await
+        .map_err(|e| e.to_string())?;
+    match name {
+        // One leave in three finds no voice connection to leave.
+        "leave" if pseudo_random().is_multiple_of(3) => Err("not in a voice channel".to_owned()),
+        // A follow-up, sometimes after the token expired (the fake's TTL is short).
+        "ping" if pseudo_random().is_multiple_of(3) => {
+            if pseudo_random().is_multiple_of(2) {
+                tokio::time::sleep(sim::FOLLOWUP_TTL + Duration::from_millis(500)).await;
+            }
+            client
+                .create_followup(&interaction.token)
+                .content("still here")
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string())
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Joins the voice channel of a random guild (the Go bot's `random_voice_join`).

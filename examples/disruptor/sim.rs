@@ -7,11 +7,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use botscope_testkit::gateway::{FakeGateway, FakeGuild, message_json};
+use botscope_testkit::interaction::FakeInteraction;
 use botscope_testkit::rest::{FakeDiscord, RateLimitKind, Reply};
 use twilight_lavalink::model::IncomingEvent;
 
 /// Guilds per shard at start-up; one of them stays in an outage.
 const GUILDS_PER_SHARD: u64 = 6;
+/// How long the fake serves an interaction's follow-ups (Discord: 15 minutes), short so the
+/// demo shows expired ones.
+pub(crate) const FOLLOWUP_TTL: Duration = Duration::from_secs(2);
 /// The voice channel the bot "joins" in every guild.
 pub(crate) const VOICE_CHANNEL: u64 = 700_000_000_000_000_001;
 const TEXT_CHANNEL: u64 = 710_000_000_000_000_001;
@@ -30,6 +34,7 @@ impl Sim {
     /// Starts the fakes with the guilds of `shards` (of `total`).
     pub(crate) async fn start(shards: Range<u32>, total: u32) -> std::io::Result<Self> {
         let rest = FakeDiscord::spawn().await?;
+        rest.set_followup_ttl(FOLLOWUP_TTL);
         let gateway = FakeGateway::builder()
             .heartbeat_interval(Duration::from_secs(2))
             .spawn()
@@ -109,6 +114,19 @@ impl Sim {
             let shard = shards[(n as usize) % shards.len()];
             let home = self.home_guild(shard);
             self.message(shard, home, COMMANDS[(n as usize) % COMMANDS.len()]);
+            // Slash commands, autocomplete and a button, from users of the home guild.
+            let interaction = match n % 16 {
+                1 | 5 | 9 | 13 => Some(FakeInteraction::command("ping")),
+                3 => Some(FakeInteraction::command("join").option("channel", "general")),
+                7 | 15 => Some(FakeInteraction::command("leave")),
+                11 => Some(FakeInteraction::autocomplete("join", "channel", "gen")),
+                14 => Some(FakeInteraction::button("vote:yes")),
+                _ => None,
+            };
+            if let Some(interaction) = interaction {
+                self.gateway
+                    .interaction_create(shard, &interaction.guild(home));
+            }
             match n % 120 {
                 // a burst of ratelimits and failures, as Discord and Cloudflare send them
                 8 => {
