@@ -12,6 +12,13 @@ use crate::metrics::Metrics;
 /// `&mut InstrumentedConnection<DB>` is an [`Executor`](sqlx::Executor) (with the backend's
 /// feature on: `sqlite`, `postgres` or `mysql`); the connection goes back to the pool
 /// when dropped.
+///
+/// # Cancel safety
+///
+/// A query future dropped before it ends counts as `cancelled`; what happens to the
+/// connection is what sqlx does for its own (the driver finishes or discards the
+/// half-read answer before the next query). Row streams follow the [outcome
+/// rules](crate::metrics#outcomes).
 pub struct InstrumentedConnection<DB: Database> {
     conn: PoolConnection<DB>,
     metrics: Arc<Metrics>,
@@ -36,7 +43,7 @@ impl<DB: Database> InstrumentedConnection<DB> {
 impl<DB: Database> fmt::Debug for InstrumentedConnection<DB> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("InstrumentedConnection")
-            .field("db", &self.metrics.db().value.as_str())
+            .field("db", &self.metrics.db_name())
             .finish_non_exhaustive()
     }
 }
@@ -73,10 +80,10 @@ macro_rules! delegate_executor {
                 E: 'q + ::sqlx::Execute<'q, $db>,
             {
                 let $this = self;
-                let (guard, query) = $crate::query::start(&$this.metrics, query);
+                let (finish, query) = $crate::query::start(&$this.metrics, query);
                 Box::pin($crate::query::TimedStream::new(
                     ::sqlx::Executor::fetch_many($conn, query),
-                    guard,
+                    finish,
                 ))
             }
 
@@ -92,9 +99,9 @@ macro_rules! delegate_executor {
                 E: 'q + ::sqlx::Execute<'q, $db>,
             {
                 let $this = self;
-                let (guard, query) = $crate::query::start(&$this.metrics, query);
+                let (finish, query) = $crate::query::start(&$this.metrics, query);
                 let future = ::sqlx::Executor::fetch_optional($conn, query);
-                Box::pin(async move { guard.result(future.await) })
+                Box::pin(::botscope_core::outcome::Timed::new(future, finish))
             }
 
             fn fetch_one<'e, 'q: 'e, E>(
@@ -109,14 +116,10 @@ macro_rules! delegate_executor {
                 E: 'q + ::sqlx::Execute<'q, $db>,
             {
                 let $this = self;
-                let (guard, query) = $crate::query::start(&$this.metrics, query);
+                let (finish, query) = $crate::query::start(&$this.metrics, query);
                 let future = ::sqlx::Executor::fetch_optional($conn, query);
-                Box::pin(async move {
-                    let result = future
-                        .await
-                        .and_then(|row| row.ok_or(sqlx::Error::RowNotFound));
-                    guard.result(result)
-                })
+                let row = async move { future.await?.ok_or(sqlx::Error::RowNotFound) };
+                Box::pin(::botscope_core::outcome::Timed::new(row, finish))
             }
 
             fn prepare_with<'e>(

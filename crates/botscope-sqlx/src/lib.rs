@@ -1,6 +1,5 @@
 #![doc = include_str!("../README.md")]
 
-mod buffer;
 mod connection;
 pub mod error_type;
 pub mod metrics;
@@ -11,7 +10,7 @@ mod transaction;
 
 pub use connection::InstrumentedConnection;
 pub use error_type::error_type;
-pub use pool::InstrumentedPool;
+pub use pool::{InstrumentedPool, InstrumentedPoolBuilder};
 pub use transaction::InstrumentedTransaction;
 
 #[cfg(test)]
@@ -24,6 +23,7 @@ mod tests {
     use super::*;
 
     static_assertions::assert_impl_all!(InstrumentedPool<Sqlite>: Clone, Send, Sync, Debug);
+    static_assertions::assert_impl_all!(InstrumentedPoolBuilder<Postgres>: Send, Sync, Debug);
     static_assertions::assert_impl_all!(InstrumentedPool<Postgres>: Clone, Send, Sync, Debug);
     static_assertions::assert_impl_all!(InstrumentedPool<MySql>: Clone, Send, Sync, Debug);
     static_assertions::assert_not_impl_any!(InstrumentedPool<Sqlite>: Deref);

@@ -1,17 +1,46 @@
 //! Metric names, units and the instruments behind them.
+//!
+//! Each query is recorded straight into OpenTelemetry when it ends, through instruments bound
+//! to its labels (`experimental_metrics_bound_instruments`, which botscope-core turns on):
+//! the labels of a statement are read once, by the [`sql`](crate::sql::classify) lexer, and cached with
+//! its series, so a query costs a cache look-up and two bound records.
+//!
+//! # Outcomes
+//!
+//! A query ends in one of four ways, which set the `status` of `N_database_queries_total`:
+//!
+//! | ending | `status` | duration recorded | `N_database_errors_total` |
+//! |---|---|---|---|
+//! | the driver answered with a result | `success` | yes | — |
+//! | the driver (or the pool) answered with an error | `error` | yes | `+1` with its `error_type` |
+//! | polling it panicked (the panic carries on unchanged) | `panic` | no | — |
+//! | dropped before it finished | `cancelled` | no | — |
+//!
+//! `N_database_query_duration_seconds` has no `status` label, so it holds only queries that
+//! ran to their end: the partial time of a panic or a cancellation would skew its quantiles.
+//!
+//! A row stream (`fetch`, `fetch_many`) ends when it returns its last item or an error. One
+//! the caller drops after it yielded at least one item (a row, or a statement's result)
+//! counts as a `success` with the time until the drop, as a `fetch_one` does that stops after
+//! the first row: the caller got rows and chose to stop. One dropped before its first item
+//! counts as `cancelled`.
+//!
+//! The wait for a pool connection (`N_database_connection_acquire_duration_seconds`) is
+//! recorded when the pool answers, with a connection or an error; a query cancelled while it
+//! waits records no wait.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::AtomicU64;
-use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock, Weak};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Duration;
 
-use botscope_core::{LabelCap, status};
+use botscope_core::LabelCap;
+use botscope_core::outcome::{Ending, Finish};
 use opentelemetry::metrics::{BoundCounter, BoundHistogram, Counter, Histogram, Meter};
 use opentelemetry::{KeyValue, StringValue, Value};
-use quanta::Clock;
+use sqlx::pool::PoolConnection;
+use sqlx::{Database, Pool};
+use tokio::time::Instant;
 
-use crate::buffer::DurationCells;
 use crate::error_type::error_type;
 use crate::sql;
 
@@ -32,213 +61,95 @@ pub const SECONDS: &str = "s";
 
 /// The default cap of distinct `table` values per pool.
 pub const DEFAULT_TABLE_CAP: usize = 200;
-/// Statements whose labels are cached per pool beside the 256 lock-free slots; the cache
-/// starts over when full.
+/// Statement texts whose labels are cached per pool; the cache starts over when full.
 pub const STATEMENT_CACHE_CAPACITY: usize = 1_024;
 
 pub(crate) const SCOPE: &str = env!("CARGO_PKG_NAME");
 pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// What every series of a pool shares: the clock, the acquire wait and the error counter.
+/// One `{db, operation, table}` series and the instruments bound to it. Statements that share
+/// an operation and a table share a series, which outlives the statement cache.
 #[derive(Debug)]
-struct PoolWide {
-    /// The TSC where it is invariant (calibrated once per process), else the monotonic clock.
-    clock: Clock,
-    acquires: DurationCells,
-    /// `acquire_duration` bound to `db`, for the replay.
-    acquire_duration: BoundHistogram<f64>,
+pub(crate) struct Series {
+    /// `db`, `operation`, `table`.
+    base: [KeyValue; 3],
+    /// `query_duration` bound to `base`.
+    duration: BoundHistogram<f64>,
+    /// `queries` bound to `base` + `status=success`.
+    successes: BoundCounter<u64>,
+    /// `queries` bound to `base` + `status=error`.
+    failures: BoundCounter<u64>,
+    /// Unbound, for the rare `panic` and `cancelled` statuses.
+    queries: Counter<u64>,
+    /// Unbound: `error_type` is known only once an error came.
     errors: Counter<u64>,
 }
 
-/// One `{db, operation, table}` series: its attributes and what it counted. Statements that
-/// share an operation and a table share a series, which outlives the statement cache.
-#[derive(Debug)]
-pub(crate) struct Series {
-    pool: Arc<PoolWide>,
-    /// `db`, `operation`, `table`.
-    base: [KeyValue; 3],
-    /// Successes since the last replay, added to `success_counter` then.
-    successes: AtomicU64,
-    /// `queries` bound to `base` + `status=success` and `status=error`. Synchronous, so that
-    /// two wrappers with the same labels add up.
-    success_counter: BoundCounter<u64>,
-    failures: BoundCounter<u64>,
-    durations: DurationCells,
-    /// `query_duration` bound to `base`, for the replay.
-    duration: BoundHistogram<f64>,
-}
-
 impl Series {
-    /// Hands the successes and durations recorded since the last call to OpenTelemetry.
-    fn hand_over(&self) {
-        let successes = self.successes.swap(0, Relaxed);
-        if successes > 0 {
-            self.success_counter.add(successes);
-        }
-        self.durations.drain(&self.duration);
-    }
-
+    /// Records one query that took `elapsed` and ended as `ending`.
     #[inline]
-    fn record(&self, elapsed_ns: u64, error: Option<&sqlx::Error>) {
-        self.durations.record_nanos(elapsed_ns);
-        let Some(error) = error else {
-            self.successes.fetch_add(1, Relaxed);
-            return;
-        };
-        self.failures.add(1);
-        let [db, operation, table] = self.base.clone();
-        self.pool.errors.add(
-            1,
-            &[
-                db,
-                operation,
-                table,
-                KeyValue::new("error_type", error_type(error)),
-            ],
-        );
+    fn record<T>(&self, elapsed: Duration, ending: Ending<'_, Result<T, sqlx::Error>>) {
+        match ending {
+            Ending::Completed(Ok(_)) => {
+                self.successes.add(1);
+                self.duration.record(elapsed.as_secs_f64());
+            }
+            Ending::Completed(Err(error)) => {
+                self.failures.add(1);
+                self.duration.record(elapsed.as_secs_f64());
+                let [db, operation, table] = self.base.clone();
+                self.errors.add(
+                    1,
+                    &[
+                        db,
+                        operation,
+                        table,
+                        KeyValue::new("error_type", error_type(error)),
+                    ],
+                );
+            }
+            Ending::Panicked | Ending::Cancelled => {
+                let status = ending.outcome().as_str();
+                let [db, operation, table] = self.base.clone();
+                self.queries
+                    .add(1, &[db, operation, table, KeyValue::new("status", status)]);
+            }
+        }
     }
 }
 
-/// The successes and durations of a pool's queries, handed to OpenTelemetry by [`Replay`].
+/// The [`Finish`] of a timed query: records it in its series.
 #[derive(Debug)]
-struct Recorded {
-    pool: Arc<PoolWide>,
-    queries: Counter<u64>,
-    query_duration: Histogram<f64>,
-    /// Bounded: a closed set of operations times at most `table cap + 2` tables.
-    series: Mutex<HashMap<(&'static str, StringValue), Arc<Series>>>,
-}
+pub(crate) struct Query(Arc<Series>);
 
-/// Replays into the success counter and the duration histograms what the pool's queries
-/// recorded since the last collect. Call it from a collect callback.
-///
-/// It holds the pool's metrics weakly: OpenTelemetry never drops a callback, so a strong
-/// reference would keep every pool's series alive. What a dropped pool recorded since the
-/// last collect is handed over as its series and its pool-wide state drop.
-#[derive(Debug, Clone)]
-pub(crate) struct Replay(Weak<Recorded>);
-
-impl Replay {
-    pub(crate) fn run(&self) {
-        let Some(recorded) = self.0.upgrade() else {
-            return;
-        };
-        let series: Vec<Arc<Series>> = recorded
-            .series
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .values()
-            .cloned()
-            .collect();
-        for series in &series {
-            series.hand_over();
-        }
-        recorded.pool.hand_over();
-    }
-}
-
-impl Drop for Series {
-    fn drop(&mut self) {
-        self.hand_over();
-    }
-}
-
-impl PoolWide {
-    /// Records a wait for a connection that began at the raw clock reading `start`.
+impl<T> Finish<Result<T, sqlx::Error>> for Query {
     #[inline]
-    fn record_acquire(&self, start: u64) {
-        self.acquires
-            .record_nanos(self.clock.delta_as_nanos(start, self.clock.raw()));
-    }
-
-    /// Hands the acquire waits recorded since the last call to OpenTelemetry.
-    fn hand_over(&self) {
-        self.acquires.drain(&self.acquire_duration);
+    fn finish(self, elapsed: Duration, ending: Ending<'_, Result<T, sqlx::Error>>) {
+        self.0.record(elapsed, ending);
     }
 }
-
-impl Drop for PoolWide {
-    fn drop(&mut self) {
-        self.hand_over();
-    }
-}
-
-/// Slots of the lock-free statement cache (a power of two).
-const SLOTS: usize = 256;
-
-/// A statement text and its series, set once.
-type Slot = OnceLock<(Box<str>, Arc<Series>)>;
 
 /// Instruments and label caches shared by a pool, its transactions and its connections.
-///
-/// The hot path counts durations in atomics ([`DurationCells`]); a collect callback hands them
-/// to the histograms through [`Replay`].
 #[derive(Debug)]
 pub(crate) struct Metrics {
-    recorded: Arc<Recorded>,
     db: KeyValue,
+    db_name: StringValue,
+    /// `acquire_duration` bound to `db`.
+    acquire_duration: BoundHistogram<f64>,
+    queries: Counter<u64>,
+    query_duration: Histogram<f64>,
+    errors: Counter<u64>,
     tables: LabelCap,
-    /// Statement texts by hash, each slot set once and then only read: most queries find
-    /// their series here without a lock.
-    slots: Box<[Slot]>,
-    /// The statements whose slot was taken; starts over when full.
-    statements: RwLock<HashMap<Box<str>, Arc<Series>, BuildHasherDefault<TextHasher>>>,
-}
-
-/// The statement cache's hasher: FxHash, a multiply per word. The cache is looked up on every
-/// query and SipHash cost more than the rest of the lookup; the keys are the application's SQL
-/// texts, at most [`STATEMENT_CACHE_CAPACITY`] of them, so flooding is not a concern.
-#[derive(Default)]
-struct TextHasher(u64);
-
-impl TextHasher {
-    const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-
-    /// The slot of `sql`, from the hash's top bits: they depend on every byte, where the low
-    /// bits of a multiply see only the low bits of its input.
-    fn slot(sql: &str) -> usize {
-        let mut hasher = Self::default();
-        hasher.write(sql.as_bytes());
-        (hasher.finish() >> (u64::BITS - SLOTS.trailing_zeros())) as usize
-    }
-
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(Self::SEED);
-    }
-}
-
-impl Hasher for TextHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut words = bytes.chunks_exact(8);
-        for word in &mut words {
-            let mut buf = [0; 8];
-            buf.copy_from_slice(word);
-            self.add(u64::from_le_bytes(buf));
-        }
-        let rest = words.remainder();
-        if !rest.is_empty() {
-            let mut buf = [0; 8];
-            buf[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(buf));
-        }
-    }
-
-    fn write_u8(&mut self, byte: u8) {
-        self.add(u64::from(byte));
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.add(n as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
+    /// Bounded: a closed set of operations times at most `table cap + 1` tables.
+    series: Mutex<HashMap<(&'static str, StringValue), Arc<Series>>>,
+    /// The series of each statement text seen; starts over when full.
+    statements: RwLock<HashMap<Box<str>, Arc<Series>, foldhash::fast::RandomState>>,
 }
 
 impl Metrics {
     pub(crate) fn new(meter: &Meter, db: StringValue, table_cap: usize) -> Self {
-        let db = KeyValue::new("db", Value::String(db));
+        let db_name = db;
+        let db = KeyValue::new("db", Value::String(db_name.clone()));
         let duration = |name: &'static str, description: &'static str| {
             meter
                 .f64_histogram(name)
@@ -247,21 +158,12 @@ impl Metrics {
                 .with_boundaries(botscope_core::buckets::default_buckets())
                 .build()
         };
-        let pool = Arc::new(PoolWide {
-            clock: Clock::new(),
-            acquires: DurationCells::default(),
+        Self {
             acquire_duration: duration(
                 ACQUIRE_DURATION,
                 "Time spent waiting for a pool connection.",
             )
             .bind(std::slice::from_ref(&db)),
-            errors: meter
-                .u64_counter(ERRORS)
-                .with_description("Failed queries by error class.")
-                .build(),
-        });
-        let recorded = Arc::new(Recorded {
-            pool,
             queries: meter
                 .u64_counter(QUERIES)
                 .with_description("Queries by outcome.")
@@ -270,34 +172,25 @@ impl Metrics {
                 QUERY_DURATION,
                 "Time from asking for a connection to the end of a query.",
             ),
-            series: Mutex::new(HashMap::new()),
-        });
-        Self {
-            recorded,
+            errors: meter
+                .u64_counter(ERRORS)
+                .with_description("Failed queries by error class.")
+                .build(),
             db,
+            db_name,
             tables: LabelCap::new(table_cap),
-            slots: std::iter::repeat_with(Slot::new).take(SLOTS).collect(),
+            series: Mutex::new(HashMap::new()),
             statements: RwLock::new(HashMap::default()),
         }
     }
 
-    pub(crate) fn db(&self) -> &KeyValue {
-        &self.db
+    /// The `db` label value.
+    pub(crate) fn db_name(&self) -> &str {
+        self.db_name.as_str()
     }
 
-    /// The collect hook that hands recorded durations to the histograms.
-    pub(crate) fn replay(&self) -> Replay {
-        Replay(Arc::downgrade(&self.recorded))
-    }
-
-    /// The series of `sql`: from its slot, the statement cache or the lexer.
-    pub(crate) fn statement(&self, sql: &str) -> Arc<Series> {
-        let slot = &self.slots[TextHasher::slot(sql)];
-        if let Some((text, series)) = slot.get()
-            && **text == *sql
-        {
-            return Arc::clone(series);
-        }
+    /// The series of `sql`: from the statement cache, else from the lexer.
+    fn statement(&self, sql: &str) -> Arc<Series> {
         if let Ok(cache) = self.statements.read()
             && let Some(series) = cache.get(sql)
         {
@@ -309,9 +202,7 @@ impl Metrics {
             None => StringValue::from(""),
         };
         let series = self.series(classified.operation(), table);
-        if slot.set((sql.into(), Arc::clone(&series))).is_err()
-            && let Ok(mut cache) = self.statements.write()
-        {
+        if let Ok(mut cache) = self.statements.write() {
             if cache.len() >= STATEMENT_CACHE_CAPACITY {
                 cache.clear();
             }
@@ -321,11 +212,7 @@ impl Metrics {
     }
 
     fn series(&self, operation: &'static str, table: StringValue) -> Arc<Series> {
-        let mut all = self
-            .recorded
-            .series
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut all = self.series.lock().unwrap_or_else(PoisonError::into_inner);
         let series = all
             .entry((operation, table))
             .or_insert_with_key(|(_, table)| {
@@ -338,83 +225,38 @@ impl Metrics {
                     let [db, operation, table] = base.clone();
                     [db, operation, table, KeyValue::new("status", status)]
                 };
-                let queries = &self.recorded.queries;
                 Arc::new(Series {
-                    pool: Arc::clone(&self.recorded.pool),
-                    successes: AtomicU64::new(0),
-                    success_counter: queries.bind(&with_status(status::SUCCESS)),
-                    failures: queries.bind(&with_status(status::ERROR)),
-                    duration: self.recorded.query_duration.bind(&base),
+                    duration: self.query_duration.bind(&base),
+                    successes: self
+                        .queries
+                        .bind(&with_status(botscope_core::status::SUCCESS)),
+                    failures: self
+                        .queries
+                        .bind(&with_status(botscope_core::status::ERROR)),
+                    queries: self.queries.clone(),
+                    errors: self.errors.clone(),
                     base,
-                    durations: DurationCells::default(),
                 })
             });
         Arc::clone(series)
     }
 
-    /// A guard timing a query of `sql`, from now.
-    pub(crate) fn start(&self, sql: &str) -> QueryGuard {
-        QueryGuard::new(self.statement(sql))
-    }
-
-    /// A raw reading of the clock, for [`record_acquire`](Self::record_acquire).
-    pub(crate) fn now(&self) -> u64 {
-        self.recorded.pool.clock.raw()
-    }
-
-    /// Records a connection acquire that began at `start` (from [`now`](Self::now)).
-    pub(crate) fn record_acquire(&self, start: u64) {
-        self.recorded.pool.record_acquire(start);
-    }
-}
-
-/// Times one query and records it exactly once: on [`finish`](Self::finish), or on drop,
-/// which counts as a success (a stream dropped before its end did not fail).
-#[derive(Debug)]
-pub(crate) struct QueryGuard {
-    series: Arc<Series>,
-    /// A raw clock reading.
-    start: u64,
-    done: bool,
-}
-
-impl QueryGuard {
-    fn new(series: Arc<Series>) -> Self {
-        Self {
-            start: series.pool.clock.raw(),
-            series,
-            done: false,
-        }
-    }
-
-    /// Records the wait for a pool connection, which ended now (with a connection or not).
+    /// The [`Finish`] of a query of `sql`.
     #[inline]
-    pub(crate) fn acquired(&self) {
-        self.series.pool.record_acquire(self.start);
+    pub(crate) fn query(&self, sql: &str) -> Query {
+        Query(self.statement(sql))
     }
 
-    /// Records the outcome now.
-    #[inline]
-    pub(crate) fn finish(&mut self, error: Option<&sqlx::Error>) {
-        if !self.done {
-            self.done = true;
-            let clock = &self.series.pool.clock;
-            self.series
-                .record(clock.delta_as_nanos(self.start, clock.raw()), error);
-        }
-    }
-
-    /// Records the outcome of `result` and hands it back.
-    #[inline]
-    pub(crate) fn result<T>(mut self, result: Result<T, sqlx::Error>) -> Result<T, sqlx::Error> {
-        self.finish(result.as_ref().err());
-        result
-    }
-}
-
-impl Drop for QueryGuard {
-    fn drop(&mut self) {
-        self.finish(None);
+    /// Acquires a connection from `pool`, recording the wait from `start` (the moment the
+    /// caller asked, shared with the query's own timer) to the pool's answer.
+    pub(crate) async fn acquire<DB: Database>(
+        &self,
+        pool: &Pool<DB>,
+        start: Instant,
+    ) -> Result<PoolConnection<DB>, sqlx::Error> {
+        let conn = pool.acquire().await;
+        self.acquire_duration.record(start.elapsed().as_secs_f64());
+        conn
     }
 }
 
@@ -447,64 +289,8 @@ mod tests {
         assert_eq!(tables, ["t0", "t1", "other"]);
         let same = metrics.statement("SELECT 1 FROM t0");
         assert!(
-            Arc::ptr_eq(&same, &metrics.statement("SELECT 1 FROM t0")),
-            "cached"
+            Arc::ptr_eq(&same, &metrics.statement("select 1 from T0")),
+            "one series per operation and table"
         );
-    }
-
-    #[test]
-    fn statements_sharing_a_slot_keep_their_own_series() {
-        let meter = opentelemetry_sdk::metrics::SdkMeterProvider::default().meter("t");
-        let metrics = Metrics::new(&meter, "db".into(), 10);
-        let first = "SELECT * FROM first";
-        let second = (0..)
-            .map(|i| format!("DELETE FROM second{i}"))
-            .find(|sql| TextHasher::slot(sql) == TextHasher::slot(first))
-            .unwrap_or_default();
-        for _ in 0..2 {
-            let first = metrics.statement(first);
-            let second = metrics.statement(&second);
-            assert_eq!(first.base[1].value.as_str(), "select");
-            assert_eq!(second.base[1].value.as_str(), "delete");
-            assert!(second.base[2].value.as_str().starts_with("second"));
-        }
-        let cached = metrics.statements.read().map(|c| c.len()).unwrap_or(0);
-        assert_eq!(cached, 1, "the second statement lives in the map");
-    }
-
-    #[test]
-    fn counts_survive_the_cache_starting_over() {
-        let scraped = botscope_testkit::TestMetrics::new("t");
-        let metrics = Arc::new(Metrics::new(&scraped.meter(), "db".into(), 10));
-        // what the pool's collect callback does
-        let replay = metrics.replay();
-        let run = |sql: &str| metrics.start(sql).finish(None);
-        // a statement whose slot is taken lives in the map, which starts over when full
-        let first = "SELECT * FROM first";
-        run(first);
-        let kept = (0..)
-            .map(|i| format!("SELECT * FROM kept{i}"))
-            .find(|sql| TextHasher::slot(sql) == TextHasher::slot(first))
-            .unwrap_or_default();
-        let table = kept.rsplit(' ').next().unwrap_or_default().to_owned();
-        run(&kept);
-        for i in 0..SLOTS + STATEMENT_CACHE_CAPACITY + 1 {
-            run(&format!("SELECT {i}"));
-        }
-        run(&kept);
-        let value = |s: &botscope_testkit::Scrape| {
-            s.value(
-                "t_database_queries_total",
-                &[("table", &table), ("status", "success")],
-            )
-        };
-        replay.run();
-        assert_eq!(value(&scraped.scrape()), Some(2.0));
-        // a query after the last collect is handed over when the metrics drop
-        run(&kept);
-        drop(metrics);
-        assert_eq!(value(&scraped.scrape()), Some(3.0));
-        replay.run();
-        assert_eq!(value(&scraped.scrape()), Some(3.0));
     }
 }

@@ -1,17 +1,19 @@
 //! [`InstrumentedPool`]: an sqlx pool whose queries are measured.
 
 use std::fmt;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
+use botscope_core::outcome::Timed;
 use futures_util::future::BoxFuture;
 use futures_util::stream::{BoxStream, StreamExt};
-use opentelemetry::metrics::{Meter, MeterProvider, ObservableGauge};
+use opentelemetry::metrics::{Meter, MeterProvider};
 use opentelemetry::{KeyValue, StringValue};
 use sqlx::{Database, Either, Execute, Executor, Pool, SqlStr};
+use tokio::time::Instant;
 
 use crate::connection::InstrumentedConnection;
 use crate::metrics::{self, DEFAULT_TABLE_CAP, Metrics, SCOPE, VERSION};
-use crate::query::{self, Generator};
+use crate::query::{self, Generator, TimedStream};
 use crate::transaction::InstrumentedTransaction;
 
 /// An sqlx [`Pool`] whose queries, errors and connections are measured. See the [crate
@@ -23,134 +25,143 @@ use crate::transaction::InstrumentedTransaction;
 ///
 /// # Cancel safety
 ///
-/// Dropping a query future or stream before it ends returns its connection to the pool (sqlx
-/// does that from a spawned task, so the `in_use` gauge, read from the pool at scrape, settles
-/// a moment later) and records the query as a success: it did not fail.
+/// Dropping a query future before it ends returns its connection to the pool (sqlx does that
+/// from a spawned task, so the `in_use` gauge, read from the pool at scrape, settles a moment
+/// later) and counts the query as `cancelled`. A row stream dropped after its first item
+/// counts as a `success`, one dropped before it as `cancelled` (see the [outcome
+/// rules](crate::metrics#outcomes)).
 ///
 /// # Cardinality
 ///
-/// `db` is the name given to [`new`](Self::new); `operation` has a closed vocabulary (see
-/// [`sql`](crate::sql)); `table` takes at most [`DEFAULT_TABLE_CAP`] values per pool (see
-/// [`with_table_cap`](Self::with_table_cap)), then `other`.
+/// `db` is the name given to [`new`](Self::new) or [`builder`](Self::builder); `operation`
+/// has a closed vocabulary (see [`sql`](crate::sql)); `table` takes at most
+/// [`DEFAULT_TABLE_CAP`] values per pool (see [`InstrumentedPoolBuilder::table_cap`]), then
+/// `other`.
 pub struct InstrumentedPool<DB: Database> {
-    shared: Arc<Shared<DB>>,
-}
-
-struct Shared<DB: Database> {
+    /// This handle's own pool, which [`into_inner`](Self::into_inner) moves out.
     pool: Pool<DB>,
     metrics: Arc<Metrics>,
-    db: StringValue,
-    table_cap: usize,
-    meter: Meter,
-    // Kept so the callbacks live as long as the pool; they hold only a weak reference back.
-    _gauges: [ObservableGauge<i64>; 2],
+    /// The handle the gauge callbacks read, weakly: OpenTelemetry never drops a callback, so
+    /// a strong one would keep the pool open forever. It goes with the last clone.
+    gauged: Arc<Pool<DB>>,
 }
 
-impl<DB: Database> InstrumentedPool<DB> {
-    /// Wraps `pool`, labelling its metrics `db=db_name`, with the global meter provider.
-    pub fn new(pool: Pool<DB>, db_name: impl Into<StringValue>) -> Self {
-        let meter = botscope_core::meter::global_meter(SCOPE, VERSION);
-        Self::build(pool, db_name.into(), &meter, DEFAULT_TABLE_CAP)
-    }
+/// Builds an [`InstrumentedPool`]: from [`InstrumentedPool::builder`].
+#[must_use]
+pub struct InstrumentedPoolBuilder<DB: Database> {
+    pool: Pool<DB>,
+    db: StringValue,
+    meter: Option<Meter>,
+    table_cap: usize,
+}
 
+impl<DB: Database> InstrumentedPoolBuilder<DB> {
     /// Records through `meter` instead of the global provider's.
-    ///
-    /// Call it while building: clones made before keep the instruments they had.
-    #[must_use]
-    pub fn with_meter(self, meter: Meter) -> Self {
-        Self::build(
-            self.shared.pool.clone(),
-            self.shared.db.clone(),
-            &meter,
-            self.shared.table_cap,
-        )
+    pub fn meter(mut self, meter: Meter) -> Self {
+        self.meter = Some(meter);
+        self
     }
 
     /// Records through a meter of `provider` named after this crate.
-    #[must_use]
-    pub fn with_meter_provider<P: MeterProvider + ?Sized>(self, provider: &P) -> Self {
-        let meter = botscope_core::meter::provider_meter(provider, SCOPE, VERSION);
-        self.with_meter(meter)
+    pub fn meter_provider<P: MeterProvider + ?Sized>(self, provider: &P) -> Self {
+        self.meter(botscope_core::meter::provider_meter(
+            provider, SCOPE, VERSION,
+        ))
     }
 
-    /// Admits at most `cap` distinct `table` values (default [`DEFAULT_TABLE_CAP`]); later ones
-    /// become `other`. `0` switches the label off.
-    #[must_use]
-    pub fn with_table_cap(self, cap: usize) -> Self {
-        let meter = self.shared.meter.clone();
-        Self::build(
-            self.shared.pool.clone(),
-            self.shared.db.clone(),
-            &meter,
-            cap,
-        )
+    /// Admits at most `cap` distinct `table` values (default [`DEFAULT_TABLE_CAP`]); later
+    /// ones become `other`. `0` switches the label off.
+    pub fn table_cap(mut self, cap: usize) -> Self {
+        self.table_cap = cap;
+        self
     }
 
-    fn build(pool: Pool<DB>, db: StringValue, meter: &Meter, table_cap: usize) -> Self {
-        let shared = Arc::new_cyclic(|weak: &Weak<Shared<DB>>| {
-            let metrics = Arc::new(Metrics::new(meter, db.clone(), table_cap));
-            let db_kv = KeyValue::new("db", db.clone());
-            let connections = {
-                let weak = weak.clone();
-                let replay = metrics.replay();
-                let idle = [db_kv.clone(), KeyValue::new("state", "idle")];
-                let in_use = [db_kv.clone(), KeyValue::new("state", "in_use")];
-                meter
-                    .i64_observable_gauge(metrics::CONNECTIONS)
-                    .with_description("Pool connections by state, read at scrape.")
-                    .with_callback(move |observer| {
-                        // Also the collect hook of the success counter and the duration
-                        // histograms.
-                        replay.run();
-                        if let Some(shared) = weak.upgrade() {
-                            let size = i64::from(shared.pool.size());
-                            let idle_now =
-                                i64::try_from(shared.pool.num_idle()).unwrap_or(i64::MAX);
-                            observer.observe(idle_now.min(size), &idle);
-                            observer.observe((size - idle_now).max(0), &in_use);
-                        }
-                    })
-                    .build()
-            };
-            let max = {
-                let weak = weak.clone();
-                let attrs = [db_kv];
-                meter
-                    .i64_observable_gauge(metrics::CONNECTIONS_MAX)
-                    .with_description("The most connections the pool opens.")
-                    .with_callback(move |observer| {
-                        if let Some(shared) = weak.upgrade() {
-                            let max = shared.pool.options().get_max_connections();
-                            observer.observe(i64::from(max), &attrs);
-                        }
-                    })
-                    .build()
-            };
-            Shared {
-                metrics,
-                pool,
-                db,
-                table_cap,
-                meter: meter.clone(),
-                _gauges: [connections, max],
-            }
-        });
-        Self { shared }
+    /// Builds the instruments and registers the pool gauges' callbacks (once per pool).
+    pub fn build(self) -> InstrumentedPool<DB> {
+        let meter = botscope_core::meter::meter_or_global(self.meter, SCOPE, VERSION);
+        let metrics = Arc::new(Metrics::new(&meter, self.db.clone(), self.table_cap));
+        let gauged = Arc::new(self.pool.clone());
+        let db = KeyValue::new("db", self.db);
+        {
+            let weak = Arc::downgrade(&gauged);
+            let idle = [db.clone(), KeyValue::new("state", "idle")];
+            let in_use = [db.clone(), KeyValue::new("state", "in_use")];
+            meter
+                .i64_observable_gauge(metrics::CONNECTIONS)
+                .with_description("Pool connections by state, read at scrape.")
+                .with_callback(move |observer| {
+                    if let Some(pool) = weak.upgrade() {
+                        let size = i64::from(pool.size());
+                        let idle_now = i64::try_from(pool.num_idle()).unwrap_or(i64::MAX);
+                        observer.observe(idle_now.min(size), &idle);
+                        observer.observe((size - idle_now).max(0), &in_use);
+                    }
+                })
+                .build();
+        }
+        {
+            let weak = Arc::downgrade(&gauged);
+            let attrs = [db];
+            meter
+                .i64_observable_gauge(metrics::CONNECTIONS_MAX)
+                .with_description("The most connections the pool opens.")
+                .with_callback(move |observer| {
+                    if let Some(pool) = weak.upgrade() {
+                        let max = pool.options().get_max_connections();
+                        observer.observe(i64::from(max), &attrs);
+                    }
+                })
+                .build();
+        }
+        InstrumentedPool {
+            pool: self.pool,
+            metrics,
+            gauged,
+        }
+    }
+}
+
+impl<DB: Database> fmt::Debug for InstrumentedPoolBuilder<DB> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InstrumentedPoolBuilder")
+            .field("db", &self.db.as_str())
+            .field("table_cap", &self.table_cap)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<DB: Database> InstrumentedPool<DB> {
+    /// Wraps `pool`, labelling its metrics `db=db_name`, with the global meter provider and
+    /// the default table cap: `builder(pool, db_name).build()`.
+    pub fn new(pool: Pool<DB>, db_name: impl Into<StringValue>) -> Self {
+        Self::builder(pool, db_name).build()
+    }
+
+    /// A builder for a wrapper of `pool` labelled `db=db_name`, to choose the meter and the
+    /// table cap.
+    pub fn builder(pool: Pool<DB>, db_name: impl Into<StringValue>) -> InstrumentedPoolBuilder<DB> {
+        InstrumentedPoolBuilder {
+            pool,
+            db: db_name.into(),
+            meter: None,
+            table_cap: DEFAULT_TABLE_CAP,
+        }
     }
 
     /// The wrapped pool. Queries run on it directly are not measured.
     pub fn inner(&self) -> &Pool<DB> {
-        &self.shared.pool
+        &self.pool
     }
 
-    /// Unwraps the pool.
+    /// Unwraps the pool. Once the last clone of this wrapper is gone, the pool gauges stop
+    /// reporting it.
     pub fn into_inner(self) -> Pool<DB> {
-        self.shared.pool.clone()
+        self.pool
     }
 
     /// The `db` label value.
     pub fn db_name(&self) -> &str {
-        self.shared.db.as_str()
+        self.metrics.db_name()
     }
 
     /// Acquires a connection, timing the wait; queries on it are measured.
@@ -161,19 +172,15 @@ impl<DB: Database> InstrumentedPool<DB> {
     ///
     /// # Cancel safety
     ///
-    /// Cancel safe: dropped before it resolves, no connection is taken from the pool.
+    /// Cancel safe: dropped before it resolves, no connection is taken from the pool and no
+    /// wait is recorded.
     pub async fn acquire(&self) -> Result<InstrumentedConnection<DB>, sqlx::Error> {
-        let start = self.shared.metrics.now();
-        let conn = self.shared.pool.acquire().await;
-        self.shared.metrics.record_acquire(start);
-        Ok(InstrumentedConnection::new(
-            conn?,
-            Arc::clone(&self.shared.metrics),
-        ))
+        let conn = self.metrics.acquire(&self.pool, Instant::now()).await?;
+        Ok(InstrumentedConnection::new(conn, Arc::clone(&self.metrics)))
     }
 
     /// Acquires a connection and begins a transaction. The acquire wait and the `BEGIN` are
-    /// measured (operation `begin`), and so are `commit` and `rollback`.
+    /// measured (operation `BEGIN`), and so are `commit` and `rollback`.
     ///
     /// # Errors
     ///
@@ -182,31 +189,53 @@ impl<DB: Database> InstrumentedPool<DB> {
     /// # Cancel safety
     ///
     /// Dropped before it resolves, the connection goes back to the pool and any started
-    /// transaction is rolled back, as with [`Pool::begin`].
+    /// transaction is rolled back, as with [`Pool::begin`]; the `BEGIN` counts as
+    /// `cancelled`.
     pub async fn begin(&self) -> Result<InstrumentedTransaction<DB>, sqlx::Error> {
-        let metrics = &self.shared.metrics;
-        let guard = metrics.start("begin");
-        let conn = self.shared.pool.acquire().await;
-        guard.acquired();
-        let tx = match conn {
+        let metrics = &self.metrics;
+        let start = Instant::now();
+        let begin = async {
+            let conn = metrics.acquire(&self.pool, start).await?;
             // What `Pool::begin` does, after the acquire it cannot time apart.
-            Ok(conn) => sqlx::Transaction::begin(conn, None).await,
-            Err(error) => Err(error),
+            sqlx::Transaction::begin(conn, None).await
         };
-        guard
-            .result(tx)
-            .map(|tx| InstrumentedTransaction::new(tx, Arc::clone(metrics)))
+        let tx = Timed::new_at(begin, metrics.query("BEGIN"), start).await?;
+        Ok(InstrumentedTransaction::new(tx, Arc::clone(metrics)))
     }
+}
 
-    fn metrics(&self) -> &Arc<Metrics> {
-        &self.shared.metrics
+impl<DB: Database> InstrumentedPool<DB>
+where
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+{
+    /// `query`'s row (or none) on a pool connection, timed from now; `answer` shapes it.
+    fn timed_row<'e, 'q: 'e, E, T>(
+        &self,
+        query: E,
+        answer: impl FnOnce(Option<DB::Row>) -> Result<T, sqlx::Error> + Send + 'e,
+    ) -> BoxFuture<'e, Result<T, sqlx::Error>>
+    where
+        E: 'q + Execute<'q, DB>,
+        T: Send + 'e,
+    {
+        let pool = self.pool.clone();
+        let metrics = Arc::clone(&self.metrics);
+        let (finish, query) = query::start(&self.metrics, query);
+        let start = Instant::now();
+        let row = async move {
+            let mut conn = metrics.acquire(&pool, start).await?;
+            answer(conn.fetch_optional(query).await?)
+        };
+        Box::pin(Timed::new_at(row, finish, start))
     }
 }
 
 impl<DB: Database> Clone for InstrumentedPool<DB> {
     fn clone(&self) -> Self {
         Self {
-            shared: Arc::clone(&self.shared),
+            pool: self.pool.clone(),
+            metrics: Arc::clone(&self.metrics),
+            gauged: Arc::clone(&self.gauged),
         }
     }
 }
@@ -214,8 +243,8 @@ impl<DB: Database> Clone for InstrumentedPool<DB> {
 impl<DB: Database> fmt::Debug for InstrumentedPool<DB> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("InstrumentedPool")
-            .field("db", &self.shared.db.as_str())
-            .field("pool", &self.shared.pool)
+            .field("db", &self.db_name())
+            .field("pool", &self.pool)
             .finish_non_exhaustive()
     }
 }
@@ -233,34 +262,19 @@ where
     where
         E: 'q + Execute<'q, DB>,
     {
-        let pool = self.shared.pool.clone();
-        let (mut guard, query) = query::start(self.metrics(), query);
-        Generator::new(move |yielder| async move {
-            let conn = pool.acquire().await;
-            guard.acquired();
-            let mut conn = match conn {
-                Ok(conn) => conn,
-                Err(error) => {
-                    guard.finish(Some(&error));
-                    return Err(error);
-                }
-            };
+        let pool = self.pool.clone();
+        let metrics = Arc::clone(&self.metrics);
+        let (finish, query) = query::start(&self.metrics, query);
+        let start = Instant::now();
+        let rows = Generator::new(move |yielder| async move {
+            let mut conn = metrics.acquire(&pool, start).await?;
             let mut stream = conn.fetch_many(query);
-            let mut next = stream.next().await;
-            while let Some(item) = next {
-                match item {
-                    Ok(item) => yielder.send(item).await,
-                    Err(error) => {
-                        guard.finish(Some(&error));
-                        return Err(error);
-                    }
-                }
-                next = stream.next().await;
+            while let Some(item) = stream.next().await {
+                yielder.send(item?).await;
             }
-            guard.finish(None);
             Ok(())
-        })
-        .boxed()
+        });
+        TimedStream::new_at(rows, finish, start).boxed()
     }
 
     fn fetch_optional<'e, 'q: 'e, E>(
@@ -270,37 +284,14 @@ where
     where
         E: 'q + Execute<'q, DB>,
     {
-        let pool = self.shared.pool.clone();
-        let (guard, query) = query::start(self.metrics(), query);
-        Box::pin(async move {
-            let conn = pool.acquire().await;
-            guard.acquired();
-            let result = match conn {
-                Ok(mut conn) => conn.fetch_optional(query).await,
-                Err(error) => Err(error),
-            };
-            guard.result(result)
-        })
+        self.timed_row(query, Ok)
     }
 
     fn fetch_one<'e, 'q: 'e, E>(self, query: E) -> BoxFuture<'e, Result<DB::Row, sqlx::Error>>
     where
         E: 'q + Execute<'q, DB>,
     {
-        let pool = self.shared.pool.clone();
-        let (guard, query) = query::start(self.metrics(), query);
-        Box::pin(async move {
-            let conn = pool.acquire().await;
-            guard.acquired();
-            let result = match conn {
-                Ok(mut conn) => conn
-                    .fetch_optional(query)
-                    .await
-                    .and_then(|row| row.ok_or(sqlx::Error::RowNotFound)),
-                Err(error) => Err(error),
-            };
-            guard.result(result)
-        })
+        self.timed_row(query, |row| row.ok_or(sqlx::Error::RowNotFound))
     }
 
     fn prepare_with<'e>(
@@ -311,24 +302,20 @@ where
     where
         'p: 'e,
     {
-        let pool = self.shared.pool.clone();
-        let metrics = Arc::clone(self.metrics());
+        let pool = self.pool.clone();
+        let metrics = Arc::clone(&self.metrics);
         Box::pin(async move {
-            let start = metrics.now();
-            let conn = pool.acquire().await;
-            metrics.record_acquire(start);
-            conn?.prepare_with(sql, parameters).await
+            let mut conn = metrics.acquire(&pool, Instant::now()).await?;
+            conn.prepare_with(sql, parameters).await
         })
     }
 
     fn describe<'e>(self, sql: SqlStr) -> BoxFuture<'e, Result<sqlx::Describe<DB>, sqlx::Error>> {
-        let pool = self.shared.pool.clone();
-        let metrics = Arc::clone(self.metrics());
+        let pool = self.pool.clone();
+        let metrics = Arc::clone(&self.metrics);
         Box::pin(async move {
-            let start = metrics.now();
-            let conn = pool.acquire().await;
-            metrics.record_acquire(start);
-            conn?.describe(sql).await
+            let mut conn = metrics.acquire(&pool, Instant::now()).await?;
+            conn.describe(sql).await
         })
     }
 }

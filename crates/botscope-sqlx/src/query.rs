@@ -1,10 +1,11 @@
-//! The pieces every executor shares: the query re-packed with its text read, a timed stream,
-//! and a small generator for streams that own their pool connection.
+//! The pieces every executor shares: the query re-packed with its text read, a timed row
+//! stream, and a small generator for streams that own their pool connection.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
+use tokio::time::Instant;
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
@@ -12,7 +13,9 @@ use futures_util::stream::Stream;
 use sqlx::error::BoxDynError;
 use sqlx::{Database, Execute, SqlStr};
 
-use crate::metrics::{Metrics, QueryGuard};
+use botscope_core::outcome::Timer;
+
+use crate::metrics::{Metrics, Query};
 
 /// A query taken apart so its SQL text can be read before it runs.
 ///
@@ -62,33 +65,43 @@ impl<DB: Database> Execute<'_, DB> for Prepared<DB> {
     }
 }
 
-/// Re-packs `query` and starts its timer.
-pub(crate) fn start<'q, DB, E>(metrics: &Metrics, query: E) -> (QueryGuard, Prepared<DB>)
+/// Re-packs `query` and finds the series it records into.
+pub(crate) fn start<'q, DB, E>(metrics: &Metrics, query: E) -> (Query, Prepared<DB>)
 where
     DB: Database,
     E: Execute<'q, DB>,
 {
     let prepared = Prepared::new(query);
-    (metrics.start(prepared.text()), prepared)
+    (metrics.query(prepared.text()), prepared)
 }
 
-/// A stream timed until it ends, fails or is dropped.
-#[cfg_attr(
-    not(any(feature = "sqlite", feature = "postgres", feature = "mysql")),
-    allow(dead_code)
-)]
+/// The timer of a row stream: its output is `Ok(())` once the stream ended.
+type StreamTimer = Timer<Result<(), sqlx::Error>, Query>;
+
+/// A row stream timed until it ends, fails or is dropped (see the [outcome
+/// rules](crate::metrics#outcomes)): each poll of the inner stream runs through
+/// [`Timer::record_panic`], and a drop after the first item counts as a success.
 pub(crate) struct TimedStream<S> {
     inner: S,
-    guard: QueryGuard,
+    /// `None` once the stream ended.
+    timer: Option<StreamTimer>,
+    /// Whether the caller got at least one item.
+    yielded: bool,
 }
 
 impl<S> TimedStream<S> {
-    #[cfg_attr(
-        not(any(feature = "sqlite", feature = "postgres", feature = "mysql")),
-        allow(dead_code)
-    )]
-    pub(crate) fn new(inner: S, guard: QueryGuard) -> Self {
-        Self { inner, guard }
+    /// Times `inner` from now.
+    pub(crate) fn new(inner: S, finish: Query) -> Self {
+        Self::new_at(inner, finish, Instant::now())
+    }
+
+    /// Times `inner` from `start`.
+    pub(crate) fn new_at(inner: S, finish: Query, start: Instant) -> Self {
+        Self {
+            inner,
+            timer: Some(Timer::start_at(finish, start)),
+            yielded: false,
+        }
     }
 }
 
@@ -100,13 +113,43 @@ where
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
-        let item = std::task::ready!(Pin::new(&mut this.inner).poll_next(cx));
-        match &item {
-            None => this.guard.finish(None),
-            Some(Err(error)) => this.guard.finish(Some(error)),
-            Some(Ok(_)) => {}
+        let inner = Pin::new(&mut this.inner);
+        let Some(timer) = this.timer.as_mut() else {
+            return inner.poll_next(cx);
+        };
+        let item = std::task::ready!(timer.record_panic(|| inner.poll_next(cx)));
+        match item {
+            Some(Ok(item)) => {
+                this.yielded = true;
+                Poll::Ready(Some(Ok(item)))
+            }
+            Some(Err(error)) => {
+                let failed = Err(error);
+                if let Some(timer) = this.timer.take() {
+                    timer.complete(&failed);
+                }
+                Poll::Ready(failed.err().map(Err))
+            }
+            None => {
+                if let Some(timer) = this.timer.take() {
+                    timer.complete(&Ok(()));
+                }
+                Poll::Ready(None)
+            }
         }
-        Poll::Ready(item)
+    }
+}
+
+impl<S> Drop for TimedStream<S> {
+    fn drop(&mut self) {
+        let Some(timer) = self.timer.take() else {
+            return;
+        };
+        if self.yielded {
+            // The caller got rows and stopped reading, as `fetch_one` does: a success.
+            timer.complete(&Ok(()));
+        }
+        // Else the timer's own drop records the stream as cancelled.
     }
 }
 

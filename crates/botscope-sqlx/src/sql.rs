@@ -1,29 +1,31 @@
 //! Operation and table of a SQL statement, read by a small lexer.
 //!
-//! [`classify`] reads the first statement of a SQL text and returns its operation (a closed,
-//! lowercase vocabulary) and the table it works on. It skips comments (`-- …`, `/* … */`,
-//! nested or not), string literals (`'…'` with `''` and backslash escapes, PostgreSQL
-//! `$tag$…$tag$`), numbers and bind parameters, and strips the quotes of quoted identifiers
-//! (`"…"`, `` `…` ``, `[…]`). Literals never become a label: a table is always an identifier
-//! that follows a keyword such as `FROM`, `INTO`, `UPDATE` or `TABLE`.
+//! [`classify`] reads the first statement of a SQL text and returns its operation (a closed
+//! vocabulary of SQL keywords in upper case) and the table it works on. It skips comments
+//! (`-- …`, `/* … */`, nested or not), string literals (`'…'` with `''` and backslash
+//! escapes, PostgreSQL `$tag$…$tag$`), numbers and bind parameters, and strips the quotes of
+//! quoted identifiers (`"…"`, `` `…` ``, `[…]`). Literals never become a label: a table is
+//! always an identifier that follows a keyword such as `FROM`, `INTO`, `UPDATE` or `TABLE`.
 //!
 //! ```
 //! use botscope_sqlx::sql::classify;
 //!
-//! let s = classify("/* report */ SELECT name FROM public.users WHERE note = 'FROM secrets'");
-//! assert_eq!((s.operation(), s.table()), ("select", Some("public.users")));
+//! let s = classify("/* report */ select name FROM public.users WHERE note = 'FROM secrets'");
+//! assert_eq!((s.operation(), s.table()), ("SELECT", Some("public.users")));
 //!
 //! let s = classify("WITH recent AS (SELECT * FROM events) DELETE FROM \"Sessions\" WHERE id IN (SELECT id FROM recent)");
-//! assert_eq!((s.operation(), s.table()), ("delete", Some("Sessions")));
+//! assert_eq!((s.operation(), s.table()), ("DELETE", Some("Sessions")));
 //!
-//! assert_eq!(classify("VACUUM").operation(), "other");
+//! assert_eq!(classify("VACUUM").operation(), "OTHER");
 //! ```
 //!
 //! # Operation vocabulary
 //!
-//! `select`, `insert` (also `REPLACE INTO`), `update`, `delete`, `merge`, `begin` (also `START
-//! TRANSACTION`), `commit` (also `END`), `rollback`, `savepoint`, `release`, `create`, `alter`,
-//! `drop`, `truncate`, `pragma`, `set`, `show`, `explain`, `call`, and `other` for anything else.
+//! The SQL keyword in upper case, whatever case the statement used, as bun's `bunotel` and
+//! OpenTelemetry's `db.operation.name` write it: `SELECT`, `INSERT` (also `REPLACE INTO`),
+//! `UPDATE`, `DELETE`, `MERGE`, `BEGIN` (also `START TRANSACTION`), `COMMIT` (also `END`),
+//! `ROLLBACK`, `SAVEPOINT`, `RELEASE`, `CREATE`, `ALTER`, `DROP`, `TRUNCATE`, `PRAGMA`, `SET`,
+//! `SHOW`, `EXPLAIN`, `CALL`, and [`OTHER`] for anything else.
 //!
 //! # Table
 //!
@@ -37,8 +39,9 @@
 /// The longest table name kept, in bytes; longer names are dropped.
 pub const MAX_TABLE_LEN: usize = 64;
 
-/// The operation of a statement the lexer does not recognise.
-pub const OTHER: &str = "other";
+/// The operation of a statement the lexer does not recognise (the `table` label's overflow,
+/// from the table cap, stays lower-case `other`).
+pub const OTHER: &str = "OTHER";
 
 /// What [`classify`] read from a statement. See the [module docs](self).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,7 +51,7 @@ pub struct Classified {
 }
 
 impl Classified {
-    /// The lowercase operation, from the documented vocabulary.
+    /// The operation: an upper-case SQL keyword from the documented vocabulary, or [`OTHER`].
     pub fn operation(&self) -> &'static str {
         self.operation
     }
@@ -363,7 +366,7 @@ impl<'a> Parser<'_, 'a> {
                         self.pos += 1;
                     }
                 }
-                classified("select", table)
+                classified("SELECT", table)
             }
             "insert" | "replace" => {
                 self.eat_all(&[
@@ -378,7 +381,7 @@ impl<'a> Parser<'_, 'a> {
                     "high_priority",
                 ]);
                 self.eat("into");
-                classified("insert", self.name())
+                classified("INSERT", self.name())
             }
             "update" => {
                 self.eat_all(&[
@@ -391,31 +394,31 @@ impl<'a> Parser<'_, 'a> {
                     "low_priority",
                     "only",
                 ]);
-                classified("update", self.name())
+                classified("UPDATE", self.name())
             }
             "delete" => {
                 if self.seek_top(&["from"]) {
                     self.pos += 1;
                     self.eat("only");
-                    classified("delete", self.name())
+                    classified("DELETE", self.name())
                 } else {
-                    classified("delete", None)
+                    classified("DELETE", None)
                 }
             }
             "merge" => {
                 self.eat("into");
-                classified("merge", self.name())
+                classified("MERGE", self.name())
             }
-            "begin" | "start" => classified("begin", None),
-            "commit" | "end" => classified("commit", None),
-            "rollback" | "abort" => classified("rollback", None),
-            "savepoint" => classified("savepoint", None),
-            "release" => classified("release", None),
+            "begin" | "start" => classified("BEGIN", None),
+            "commit" | "end" => classified("COMMIT", None),
+            "rollback" | "abort" => classified("ROLLBACK", None),
+            "savepoint" => classified("SAVEPOINT", None),
+            "release" => classified("RELEASE", None),
             "create" | "alter" | "drop" => {
                 let operation = match first.as_str() {
-                    "create" => "create",
-                    "alter" => "alter",
-                    _ => "drop",
+                    "create" => "CREATE",
+                    "alter" => "ALTER",
+                    _ => "DROP",
                 };
                 self.eat_all(&[
                     "or",
@@ -432,7 +435,7 @@ impl<'a> Parser<'_, 'a> {
                     self.eat_if_exists();
                     self.eat("only");
                     classified(operation, self.name())
-                } else if self.eat("index") && operation == "create" {
+                } else if self.eat("index") && operation == "CREATE" {
                     if self.seek_top(&["on"]) {
                         self.pos += 1;
                         self.eat("only");
@@ -447,13 +450,13 @@ impl<'a> Parser<'_, 'a> {
             "truncate" => {
                 self.eat("table");
                 self.eat("only");
-                classified("truncate", self.name())
+                classified("TRUNCATE", self.name())
             }
-            "pragma" => classified("pragma", None),
-            "set" => classified("set", None),
-            "show" => classified("show", None),
-            "explain" | "describe" | "desc" => classified("explain", None),
-            "call" => classified("call", None),
+            "pragma" => classified("PRAGMA", None),
+            "set" => classified("SET", None),
+            "show" => classified("SHOW", None),
+            "explain" | "describe" | "desc" => classified("EXPLAIN", None),
+            "call" => classified("CALL", None),
             _ => classified(OTHER, None),
         }
     }
@@ -489,41 +492,41 @@ mod tests {
 
     #[test]
     fn dml() {
-        assert_eq!(c("SELECT 1"), ("select", None));
+        assert_eq!(c("SELECT 1"), ("SELECT", None));
         assert_eq!(
             c("select id from Users where id = $1"),
-            t("select", "users")
+            t("SELECT", "users")
         );
         assert_eq!(
             c("SELECT count(*) FROM (SELECT * FROM a) sub"),
-            ("select", None)
+            ("SELECT", None)
         );
         assert_eq!(
             c("SELECT (SELECT max(x) FROM a) AS m FROM b"),
-            t("select", "b")
+            t("SELECT", "b")
         );
-        assert_eq!(c("SELECT EXISTS(SELECT 1 FROM a)"), t("select", "a"));
+        assert_eq!(c("SELECT EXISTS(SELECT 1 FROM a)"), t("SELECT", "a"));
         assert_eq!(
             c("INSERT INTO guilds (id) VALUES (?)"),
-            t("insert", "guilds")
+            t("INSERT", "guilds")
         );
         assert_eq!(
             c("INSERT OR IGNORE INTO guilds VALUES (1)"),
-            t("insert", "guilds")
+            t("INSERT", "guilds")
         );
-        assert_eq!(c("REPLACE INTO guilds VALUES (1)"), t("insert", "guilds"));
-        assert_eq!(c("UPDATE ONLY \"Guilds\" SET a = 1"), t("update", "Guilds"));
+        assert_eq!(c("REPLACE INTO guilds VALUES (1)"), t("INSERT", "guilds"));
+        assert_eq!(c("UPDATE ONLY \"Guilds\" SET a = 1"), t("UPDATE", "Guilds"));
         assert_eq!(
             c("DELETE FROM `app`.`users` WHERE 1"),
-            t("delete", "app.users")
+            t("DELETE", "app.users")
         );
         assert_eq!(
             c("delete t1 from t1 join t2 on t1.a = t2.a"),
-            t("delete", "t1")
+            t("DELETE", "t1")
         );
         assert_eq!(
             c("(SELECT a FROM x) UNION (SELECT a FROM y)"),
-            t("select", "x")
+            t("SELECT", "x")
         );
     }
 
@@ -533,11 +536,11 @@ mod tests {
             c(
                 "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 5) INSERT INTO n SELECT x FROM c"
             ),
-            t("insert", "n")
+            t("INSERT", "n")
         );
         assert_eq!(
             c("with a as (delete from q returning *) select * from a"),
-            t("select", "a")
+            t("SELECT", "a")
         );
     }
 
@@ -545,52 +548,52 @@ mod tests {
     fn comments_literals_and_quotes() {
         assert_eq!(
             c("-- FROM nope\n/* FROM /* nested */ nope */ SELECT * FROM yes"),
-            t("select", "yes")
+            t("SELECT", "yes")
         );
-        assert_eq!(c("SELECT 'FROM secret' AS x"), ("select", None));
+        assert_eq!(c("SELECT 'FROM secret' AS x"), ("SELECT", None));
         assert_eq!(
             c("SELECT E'\\' FROM secret' FROM real"),
-            t("select", "real")
+            t("SELECT", "real")
         );
         assert_eq!(
             c("SELECT $tag$ FROM secret $tag$ FROM real"),
-            t("select", "real")
+            t("SELECT", "real")
         );
         assert_eq!(
             c("SELECT $$ FROM secret $$, $1 FROM real"),
-            t("select", "real")
+            t("SELECT", "real")
         );
-        assert_eq!(c("SELECT 'it''s' FROM [my table]"), t("select", "my table"));
-        assert_eq!(c("SELECT * FROM 'literal'"), ("select", None));
+        assert_eq!(c("SELECT 'it''s' FROM [my table]"), t("SELECT", "my table"));
+        assert_eq!(c("SELECT * FROM 'literal'"), ("SELECT", None));
     }
 
     #[test]
     fn transactions_ddl_and_others() {
-        assert_eq!(c("BEGIN"), ("begin", None));
-        assert_eq!(c("START TRANSACTION"), ("begin", None));
-        assert_eq!(c("COMMIT"), ("commit", None));
-        assert_eq!(c("ROLLBACK TO SAVEPOINT s1"), ("rollback", None));
-        assert_eq!(c("SAVEPOINT s1"), ("savepoint", None));
-        assert_eq!(c("RELEASE SAVEPOINT s1"), ("release", None));
+        assert_eq!(c("BEGIN"), ("BEGIN", None));
+        assert_eq!(c("START TRANSACTION"), ("BEGIN", None));
+        assert_eq!(c("COMMIT"), ("COMMIT", None));
+        assert_eq!(c("ROLLBACK TO SAVEPOINT s1"), ("ROLLBACK", None));
+        assert_eq!(c("SAVEPOINT s1"), ("SAVEPOINT", None));
+        assert_eq!(c("RELEASE SAVEPOINT s1"), ("RELEASE", None));
         assert_eq!(
             c("CREATE TABLE IF NOT EXISTS s.t (id INT)"),
-            t("create", "s.t")
+            t("CREATE", "s.t")
         );
-        assert_eq!(c("CREATE UNIQUE INDEX i ON t (a)"), t("create", "t"));
-        assert_eq!(c("DROP TABLE IF EXISTS t"), t("drop", "t"));
-        assert_eq!(c("ALTER TABLE t ADD COLUMN b INT"), t("alter", "t"));
-        assert_eq!(c("TRUNCATE TABLE t"), t("truncate", "t"));
-        assert_eq!(c("CREATE VIEW v AS SELECT 1"), ("create", None));
-        assert_eq!(c("PRAGMA foreign_keys = ON"), ("pragma", None));
-        assert_eq!(c("VACUUM"), ("other", None));
-        assert_eq!(c(""), ("other", None));
-        assert_eq!(c("'just a string'"), ("other", None));
-        assert_eq!(c("SELECT 1; DROP TABLE t"), ("select", None));
+        assert_eq!(c("CREATE UNIQUE INDEX i ON t (a)"), t("CREATE", "t"));
+        assert_eq!(c("DROP TABLE IF EXISTS t"), t("DROP", "t"));
+        assert_eq!(c("ALTER TABLE t ADD COLUMN b INT"), t("ALTER", "t"));
+        assert_eq!(c("TRUNCATE TABLE t"), t("TRUNCATE", "t"));
+        assert_eq!(c("CREATE VIEW v AS SELECT 1"), ("CREATE", None));
+        assert_eq!(c("PRAGMA foreign_keys = ON"), ("PRAGMA", None));
+        assert_eq!(c("VACUUM"), ("OTHER", None));
+        assert_eq!(c(""), ("OTHER", None));
+        assert_eq!(c("'just a string'"), ("OTHER", None));
+        assert_eq!(c("SELECT 1; DROP TABLE t"), ("SELECT", None));
     }
 
     #[test]
     fn overlong_names_are_dropped() {
         let sql = format!("SELECT * FROM {}", "a".repeat(MAX_TABLE_LEN + 1));
-        assert_eq!(c(&sql), ("select", None));
+        assert_eq!(c(&sql), ("SELECT", None));
     }
 }

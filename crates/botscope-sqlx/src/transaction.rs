@@ -3,6 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use botscope_core::outcome::Timed;
 use sqlx::{Database, Transaction};
 
 use crate::connection::backend_executors;
@@ -14,6 +15,11 @@ use crate::metrics::Metrics;
 ///
 /// Like sqlx's [`Transaction`], it rolls back when dropped without [`commit`](Self::commit)
 /// or [`rollback`](Self::rollback) (that implicit rollback is not measured).
+///
+/// # Cancel safety
+///
+/// A query future dropped before it ends counts as `cancelled`; row streams follow the
+/// [outcome rules](crate::metrics#outcomes).
 pub struct InstrumentedTransaction<DB: Database> {
     tx: Transaction<'static, DB>,
     metrics: Arc<Metrics>,
@@ -24,7 +30,7 @@ impl<DB: Database> InstrumentedTransaction<DB> {
         Self { tx, metrics }
     }
 
-    /// Commits, measured as operation `commit`.
+    /// Commits, measured as operation `COMMIT`.
     ///
     /// # Errors
     ///
@@ -33,13 +39,12 @@ impl<DB: Database> InstrumentedTransaction<DB> {
     /// # Cancel safety
     ///
     /// Dropped before it resolves, the transaction is rolled back as sqlx does on drop; the
-    /// attempt counts as a success.
+    /// attempt counts as `cancelled`.
     pub async fn commit(self) -> Result<(), sqlx::Error> {
-        let guard = self.metrics.start("commit");
-        guard.result(self.tx.commit().await)
+        Timed::new(self.tx.commit(), self.metrics.query("COMMIT")).await
     }
 
-    /// Rolls back, measured as operation `rollback`.
+    /// Rolls back, measured as operation `ROLLBACK`.
     ///
     /// # Errors
     ///
@@ -48,10 +53,9 @@ impl<DB: Database> InstrumentedTransaction<DB> {
     /// # Cancel safety
     ///
     /// Dropped before it resolves, the rollback still happens when the connection returns
-    /// to the pool.
+    /// to the pool; the attempt counts as `cancelled`.
     pub async fn rollback(self) -> Result<(), sqlx::Error> {
-        let guard = self.metrics.start("rollback");
-        guard.result(self.tx.rollback().await)
+        Timed::new(self.tx.rollback(), self.metrics.query("ROLLBACK")).await
     }
 
     /// The sqlx transaction. Queries run on it directly are not measured.
@@ -68,7 +72,7 @@ impl<DB: Database> InstrumentedTransaction<DB> {
 impl<DB: Database> fmt::Debug for InstrumentedTransaction<DB> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("InstrumentedTransaction")
-            .field("db", &self.metrics.db().value.as_str())
+            .field("db", &self.metrics.db_name())
             .finish_non_exhaustive()
     }
 }

@@ -16,7 +16,7 @@ fn selects(s: &Scrape, db: &str) -> Option<f64> {
         "test_database_queries_total",
         &[
             ("db", db),
-            ("operation", "select"),
+            ("operation", "SELECT"),
             ("table", ""),
             ("status", "success"),
         ],
@@ -27,7 +27,9 @@ fn selects(s: &Scrape, db: &str) -> Option<f64> {
 async fn sqlite() {
     let metrics = TestMetrics::new("test");
     let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
-    let pool = InstrumentedPool::new(pool, "sqlite").with_meter(metrics.meter());
+    let pool = InstrumentedPool::builder(pool, "sqlite")
+        .meter(metrics.meter())
+        .build();
     let row = sqlx::query!(r#"SELECT 1 AS "one!" /* sqlite */"#)
         .fetch_one(&pool)
         .await
@@ -54,7 +56,9 @@ async fn postgres() {
     let pool = sqlx::PgPool::connect(&url)
         .await
         .expect("BOTSCOPE_PG_URL is set, so PostgreSQL must answer");
-    let pool = InstrumentedPool::new(pool, "postgres").with_meter(metrics.meter());
+    let pool = InstrumentedPool::builder(pool, "postgres")
+        .meter(metrics.meter())
+        .build();
     let row = sqlx::query!(r#"SELECT CAST(1 AS BIGINT) AS "one!" /* postgres */"#)
         .fetch_one(&pool)
         .await
@@ -81,7 +85,9 @@ async fn mysql() {
     let pool = sqlx::MySqlPool::connect(&url)
         .await
         .expect("BOTSCOPE_MYSQL_URL is set, so MariaDB/MySQL must answer");
-    let pool = InstrumentedPool::new(pool, "mysql").with_meter(metrics.meter());
+    let pool = InstrumentedPool::builder(pool, "mysql")
+        .meter(metrics.meter())
+        .build();
     let row = sqlx::query!("SELECT CAST(1 AS SIGNED) AS `one!` /* mysql */")
         .fetch_one(&pool)
         .await

@@ -42,7 +42,7 @@ macro_rules! suite {
             ) -> (InstrumentedPool<Db>, TestMetrics) {
                 let pool: sqlx::Pool<Db> = $pool;
                 let metrics = TestMetrics::new("test");
-                let pool = InstrumentedPool::new(pool, DB).with_meter(metrics.meter());
+                let pool = InstrumentedPool::builder(pool, DB).meter(metrics.meter()).build();
                 (pool, metrics)
             }
 
@@ -131,24 +131,24 @@ macro_rules! suite {
                 sqlx::raw_sql(sql(format!("DROP TABLE {t}"))).execute(&pool).await.unwrap();
 
                 let s = settle(&metrics, |s| connections(s, DB, "in_use") == Some(0.0)).await;
-                assert_eq!(queries(&s, "create", &t, "success"), 1.0);
-                assert_eq!(queries(&s, "insert", &t, "success"), 4.0);
-                assert_eq!(queries(&s, "select", &t, "success"), 10.0, "{}", s.text());
-                assert_eq!(queries(&s, "update", &t, "success"), 1.0);
-                assert_eq!(queries(&s, "delete", &t, "success"), 1.0);
-                assert_eq!(queries(&s, "drop", &t, "success"), 1.0);
-                assert_eq!(queries(&s, "begin", "", "success"), 2.0);
-                assert_eq!(queries(&s, "commit", "", "success"), 1.0);
-                assert_eq!(queries(&s, "rollback", "", "success"), 1.0);
+                assert_eq!(queries(&s, "CREATE", &t, "success"), 1.0);
+                assert_eq!(queries(&s, "INSERT", &t, "success"), 4.0);
+                assert_eq!(queries(&s, "SELECT", &t, "success"), 10.0, "{}", s.text());
+                assert_eq!(queries(&s, "UPDATE", &t, "success"), 1.0);
+                assert_eq!(queries(&s, "DELETE", &t, "success"), 1.0);
+                assert_eq!(queries(&s, "DROP", &t, "success"), 1.0);
+                assert_eq!(queries(&s, "BEGIN", "", "success"), 2.0);
+                assert_eq!(queries(&s, "COMMIT", "", "success"), 1.0);
+                assert_eq!(queries(&s, "ROLLBACK", "", "success"), 1.0);
                 assert_eq!(
                     s.value(
                         "test_database_query_duration_seconds_count",
-                        &[("db", DB), ("operation", "select"), ("table", t.as_str())]
+                        &[("db", DB), ("operation", "SELECT"), ("table", t.as_str())]
                     ),
                     Some(10.0)
                 );
                 assert_eq!(
-                    s.value("test_database_query_duration_seconds_bucket", &[("db", DB), ("operation", "select"), ("le", "10")]),
+                    s.value("test_database_query_duration_seconds_bucket", &[("db", DB), ("operation", "SELECT"), ("le", "10")]),
                     Some(10.0)
                 );
                 // every pool query and begin() waited for a connection once, and so did acquire()
@@ -159,7 +159,7 @@ macro_rules! suite {
                 assert_eq!(s.value("test_database_connections_max", &[("db", DB)]), Some(3.0));
                 assert_eq!(connections(&s, DB, "in_use"), Some(0.0));
                 assert!(connections(&s, DB, "idle").unwrap() >= 1.0);
-                assert!(!s.has("test_database_errors_total") || errors(&s, "select", &t, "row_not_found") == 0.0);
+                assert!(!s.has("test_database_errors_total") || errors(&s, "SELECT", &t, "row_not_found") == 0.0);
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -202,15 +202,15 @@ macro_rules! suite {
                 sqlx::query(sql(format!("DROP TABLE {parent}"))).execute(&pool).await.unwrap();
 
                 let s = metrics.scrape();
-                assert_eq!(errors(&s, "insert", &child, "unique_violation"), 1.0);
-                assert_eq!(errors(&s, "insert", &child, "foreign_key_violation"), 1.0);
-                assert_eq!(errors(&s, "insert", &child, "not_null_violation"), 1.0);
-                assert_eq!(errors(&s, "update", &child, "check_violation"), 1.0);
-                assert_eq!(errors(&s, "select", &child, "row_not_found"), 1.0);
-                assert_eq!(queries(&s, "insert", &child, "error"), 3.0);
-                assert_eq!(queries(&s, "insert", &child, "success"), 1.0);
-                assert_eq!(queries(&s, "update", &child, "error"), 1.0);
-                assert_eq!(queries(&s, "select", &child, "error"), 1.0);
+                assert_eq!(errors(&s, "INSERT", &child, "unique_violation"), 1.0);
+                assert_eq!(errors(&s, "INSERT", &child, "foreign_key_violation"), 1.0);
+                assert_eq!(errors(&s, "INSERT", &child, "not_null_violation"), 1.0);
+                assert_eq!(errors(&s, "UPDATE", &child, "check_violation"), 1.0);
+                assert_eq!(errors(&s, "SELECT", &child, "row_not_found"), 1.0);
+                assert_eq!(queries(&s, "INSERT", &child, "error"), 3.0);
+                assert_eq!(queries(&s, "INSERT", &child, "success"), 1.0);
+                assert_eq!(queries(&s, "UPDATE", &child, "error"), 1.0);
+                assert_eq!(queries(&s, "SELECT", &child, "error"), 1.0);
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -226,8 +226,8 @@ macro_rules! suite {
                 let waited = waited.elapsed().as_secs_f64();
 
                 let s = metrics.scrape();
-                assert_eq!(errors(&s, "select", "", "pool_timed_out"), 1.0);
-                assert_eq!(errors(&s, "begin", "", "pool_timed_out"), 1.0);
+                assert_eq!(errors(&s, "SELECT", "", "pool_timed_out"), 1.0);
+                assert_eq!(errors(&s, "BEGIN", "", "pool_timed_out"), 1.0);
                 assert_eq!(connections(&s, DB, "in_use"), Some(1.0));
                 assert_eq!(connections(&s, DB, "idle"), Some(0.0));
                 // the failed waits are in the acquire histogram, at least as long as the timeout
@@ -259,7 +259,7 @@ macro_rules! suite {
                 drop(rows);
                 let s = settle(&metrics, |s| connections(s, DB, "in_use") == Some(0.0)).await;
                 assert_eq!(connections(&s, DB, "in_use"), Some(0.0));
-                assert_eq!(queries(&s, "select", "c", "success"), 1.0);
+                assert_eq!(queries(&s, "SELECT", "c", "success"), 1.0);
 
                 // a future dropped in the middle of a slow query
                 let cancelled = tokio::time::timeout(Duration::from_millis(150), sqlx::query($slow).execute(&pool)).await;
@@ -279,6 +279,9 @@ macro_rules! suite {
                 let size = connections(&s, DB, "idle").unwrap();
                 assert!((1.0..=2.0).contains(&size));
                 assert!(!s.has("test_database_errors_total"), "no cancellation is an error");
+                // the slow query (its table is `c` on SQLite) and the wait are both cancelled
+                let cancelled = queries(&s, "SELECT", "", "cancelled") + queries(&s, "SELECT", "c", "cancelled");
+                assert_eq!(cancelled, 2.0, "{}", s.text());
                 // the pool still serves queries
                 sqlx::query("SELECT 1").execute(&pool).await.unwrap();
             }
@@ -295,8 +298,8 @@ macro_rules! suite {
                 let _ = sqlx::query(sql(format!("SELECT note FROM {t} WHERE note = 'secretwhere' -- secretline"))).fetch_all(&pool).await.unwrap();
                 sqlx::query(sql(format!("DROP TABLE {t}"))).execute(&pool).await.unwrap();
                 let s = metrics.scrape();
-                assert_eq!(queries(&s, "insert", &t, "success"), 1.0);
-                assert_eq!(queries(&s, "select", &t, "success"), 1.0);
+                assert_eq!(queries(&s, "INSERT", &t, "success"), 1.0);
+                assert_eq!(queries(&s, "SELECT", &t, "success"), 1.0);
                 for sample in s.samples() {
                     for value in sample.labels.values() {
                         assert!(!value.contains("secret") && !value.contains("31337"), "{value}");
@@ -362,7 +365,9 @@ async fn postgres_killed_backend_is_io() {
         .connect(&url)
         .await
         .expect("BOTSCOPE_PG_URL is set, so PostgreSQL must answer");
-    let pool = InstrumentedPool::new(raw.clone(), "pg").with_meter(metrics.meter());
+    let pool = InstrumentedPool::builder(raw.clone(), "pg")
+        .meter(metrics.meter())
+        .build();
 
     let mut conn = pool.acquire().await.unwrap();
     let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
@@ -401,7 +406,7 @@ async fn postgres_killed_backend_is_io() {
     assert_eq!(
         s.value(
             "test_database_errors_total",
-            &[("db", "pg"), ("operation", "select"), ("error_type", "io")]
+            &[("db", "pg"), ("operation", "SELECT"), ("error_type", "io")]
         ),
         Some(2.0)
     );
