@@ -78,13 +78,12 @@
 //!
 //! # Cost
 //!
-//! Two clock reads, a `catch_unwind` around each poll (free unless a panic happens) and what
-//! the [`Finish`] does. No allocation, no boxing.
+//! Two clock reads and what the [`Finish`] does: a panic is seen by a guard on the stack,
+//! never caught, so a poll costs nothing more until one happens. No allocation, no boxing.
 
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
-use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -176,7 +175,7 @@ struct Running<R> {
 
 /// Times one operation whose output is a `T` and reports how it ended to `R`, exactly once:
 /// when [`end`](Self::end) or [`complete`](Self::complete) is called, as
-/// [`Ending::Panicked`] when a step run through [`catch_panic`](Self::catch_panic) panics,
+/// [`Ending::Panicked`] when a step run through [`record_panic`](Self::record_panic) panics,
 /// else as [`Ending::Cancelled`] on drop.
 ///
 /// The clock starts when the timer is created. [`Timed`] is a timer around a future.
@@ -190,9 +189,16 @@ pub struct Timer<T, R: Finish<T>> {
 impl<T, R: Finish<T>> Timer<T, R> {
     /// Starts the clock now; `finish` runs once the operation ended.
     pub fn start(finish: R) -> Self {
+        Self::start_at(finish, Instant::now())
+    }
+
+    /// Times the operation from `start`, a reading of the core clock taken before: for an
+    /// operation whose parts are timed from the same moment (a query and its wait for a
+    /// connection), one clock read instead of two.
+    pub fn start_at(finish: R, start: Instant) -> Self {
         Self {
             running: Some(Running {
-                start: Instant::now(),
+                start,
                 finish,
                 guard: None,
             }),
@@ -219,18 +225,29 @@ impl<T, R: Finish<T>> Timer<T, R> {
     }
 
     /// Runs `step` (one poll of the timed operation, say): if it panics, the operation ends
-    /// as [`Ending::Panicked`] and the panic resumes unchanged, with its original payload.
+    /// as [`Ending::Panicked`] while the panic unwinds on, unchanged, with its payload.
+    ///
+    /// The panic is never caught: a guard on the stack sees it as the stack unwinds through
+    /// `step`'s caller (the guard lives only while `step` runs, so the panic is `step`'s own),
+    /// which costs nothing on the path without a panic.
     #[inline]
-    pub fn catch_panic<O>(&mut self, step: impl FnOnce() -> O) -> O {
-        // Unwind safety: after a panic the caller's operation is never stepped again by us;
-        // the panic is resumed as is, so the caller sees exactly what it would have seen.
-        match catch_unwind(AssertUnwindSafe(step)) {
-            Ok(output) => output,
-            Err(payload) => {
-                self.end_with(Ending::Panicked);
-                resume_unwind(payload)
+    pub fn record_panic<O>(&mut self, step: impl FnOnce() -> O) -> O {
+        /// Ends the timer as panicked if dropped while the thread unwinds.
+        struct Unwinding<'a, T, R: Finish<T>>(&'a mut Timer<T, R>);
+
+        impl<T, R: Finish<T>> Drop for Unwinding<'_, T, R> {
+            fn drop(&mut self) {
+                if std::thread::panicking() {
+                    self.0.end_with(Ending::Panicked);
+                }
             }
         }
+
+        let guard = Unwinding(self);
+        let output = step();
+        // Returned: no panic to record.
+        std::mem::forget(guard);
+        output
     }
 
     /// The time since the timer started, or zero once it ended.
@@ -294,9 +311,14 @@ where
 {
     /// Wraps `inner`, starting the clock now; `finish` runs once `inner` ended.
     pub fn new(inner: F, finish: R) -> Self {
+        Self::new_at(inner, finish, Instant::now())
+    }
+
+    /// Wraps `inner`, timed from `start` (see [`Timer::start_at`]).
+    pub fn new_at(inner: F, finish: R, start: Instant) -> Self {
         Self {
             inner,
-            timer: Timer::start(finish),
+            timer: Timer::start_at(finish, start),
         }
     }
 
@@ -325,7 +347,7 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let inner = this.inner;
-        let output = std::task::ready!(this.timer.catch_panic(|| inner.poll(cx)));
+        let output = std::task::ready!(this.timer.record_panic(|| inner.poll(cx)));
         this.timer.end_with(Ending::Completed(&output));
         Poll::Ready(output)
     }
@@ -346,6 +368,7 @@ where
 
 #[cfg(test)]
 mod tests {
+    use std::panic::{AssertUnwindSafe, catch_unwind};
     use std::sync::{Arc, Mutex};
     use std::task::Waker;
 
@@ -437,7 +460,7 @@ mod tests {
         drop(Timer::<Result<(), ()>, _>::start(log.clone()));
         let mut stepped: Timer<(), _> = Timer::start(log.clone());
         let payload = catch_unwind(AssertUnwindSafe(|| {
-            stepped.catch_panic(|| std::panic::panic_any(7_u8));
+            stepped.record_panic(|| std::panic::panic_any(7_u8));
         }))
         .unwrap_err();
         assert_eq!(payload.downcast_ref::<u8>(), Some(&7));
