@@ -372,7 +372,7 @@ where
             return inner.poll(cx);
         };
         // A panic is recorded as `panic`, then resumes unchanged.
-        let result = ready!(timer.catch_panic(|| inner.poll(cx)));
+        let result = ready!(timer.record_panic(|| inner.poll(cx)));
         if let Some(timer) = this.timer.take() {
             timer.complete(&Answer::of(&result));
         }
