@@ -627,19 +627,10 @@ where
 
 #[cfg(test)]
 mod tests {
+    use botscope_testkit::headers;
+
     use super::*;
 
-    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
-        pairs
-            .iter()
-            .map(|(k, v)| {
-                (
-                    http::HeaderName::from_static(k),
-                    http::HeaderValue::from_static(v),
-                )
-            })
-            .collect()
-    }
 
     #[test]
     fn scopes_of_429s() {

@@ -8,3 +8,16 @@ pub mod rest;
 pub mod scrape;
 
 pub use scrape::{Scrape, TestMetrics};
+
+/// A header map of static pairs, for tests of code that reads headers.
+pub fn headers(pairs: &[(&'static str, &'static str)]) -> http::HeaderMap {
+    pairs
+        .iter()
+        .map(|(name, value)| {
+            (
+                http::HeaderName::from_static(name),
+                http::HeaderValue::from_static(value),
+            )
+        })
+        .collect()
+}
