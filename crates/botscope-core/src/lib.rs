@@ -6,6 +6,7 @@ pub mod gauge;
 pub mod label_cap;
 pub mod meter;
 pub mod outcome;
+pub mod snowflake;
 pub mod status;
 
 pub use buckets::DEFAULT_BUCKETS;

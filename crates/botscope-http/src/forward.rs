@@ -39,8 +39,9 @@ use opentelemetry::StringValue;
 use pin_project_lite::pin_project;
 use tower::Service;
 
+use crate::interaction::DiscordErrorCode;
 use crate::proxy::ProxyBody;
-use crate::route::{OTHER, Route};
+use crate::route::{OTHER, Route, RouteKind};
 
 /// Where the proxy forwards to unless told otherwise.
 pub const DEFAULT_UPSTREAM: &str = "https://discord.com";
@@ -273,18 +274,28 @@ where
         let (mut parts, body) = request.into_parts();
         // For the log line of a failure. The proxy's gate always leaves the route; `other`
         // stands in if a layer of the user's removed it.
+        let route = parts.extensions.get::<Route>();
         let failure = Failure {
-            endpoint: parts.extensions.get::<Route>().map_or_else(
+            endpoint: route.map_or_else(
                 || StringValue::from(OTHER),
                 |route| route.endpoint().clone(),
             ),
             method: crate::route::method_label(&parts.method),
         };
+        // Discord's error code tells an expired interaction from other failures.
+        let reads_code = route.is_some_and(|route| {
+            matches!(
+                route.kind(),
+                RouteKind::InteractionCallback | RouteKind::InteractionFollowup
+            )
+        });
         let Some(uri) = self.upstream.uri(parts.uri.path_and_query()) else {
             return ForwardFuture {
                 inner: None,
+                reading: None,
                 sleep: None,
                 failure,
+                reads_code,
             };
         };
         parts.uri = uri;
@@ -295,8 +306,10 @@ where
         let response = self.client.request(Request::from_parts(parts, body));
         ForwardFuture {
             inner: Some(response),
+            reading: None,
             sleep: Some(tokio::time::sleep(self.timeout)),
             failure,
+            reads_code,
         }
     }
 }
@@ -330,6 +343,10 @@ impl Failure {
     }
 }
 
+/// A 4xx answer being read for Discord's error code (see
+/// [`interaction`](crate::interaction)).
+type Reading = Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, hyper::Error>> + Send>>;
+
 pin_project! {
     /// The future of [`Forward`].
     ///
@@ -338,9 +355,11 @@ pin_project! {
     /// Dropping it abandons the upstream request.
     pub struct ForwardFuture {
         inner: Option<hyper_util::client::legacy::ResponseFuture>,
+        reading: Option<Reading>,
         #[pin]
         sleep: Option<tokio::time::Sleep>,
         failure: Failure,
+        reads_code: bool,
     }
 }
 
@@ -350,24 +369,64 @@ impl fmt::Debug for ForwardFuture {
     }
 }
 
+/// Whether `response` is a 4xx whose error code can be read: it states a length of at most
+/// [`MAX_ERROR_BODY`](crate::interaction::MAX_ERROR_BODY) bytes and is not compressed.
+fn has_readable_code<B>(response: &Response<B>) -> bool {
+    let headers = response.headers();
+    let short = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|length| length.to_str().ok()?.parse::<u64>().ok())
+        .is_some_and(|length| length <= crate::interaction::MAX_ERROR_BODY);
+    let plain = headers
+        .get(header::CONTENT_ENCODING)
+        .is_none_or(|encoding| encoding.as_bytes().eq_ignore_ascii_case(b"identity"));
+    response.status().is_client_error() && short && plain
+}
+
+/// Reads a short error body whole, leaves its code in the extensions and passes it on as is.
+async fn read_code(response: Response<Incoming>) -> Result<Response<ProxyBody>, hyper::Error> {
+    let (mut parts, body) = response.into_parts();
+    // The stated length bounds what hyper hands out.
+    let bytes = http_body_util::BodyExt::collect(body).await?.to_bytes();
+    if let Some(code) = DiscordErrorCode::parse(&bytes) {
+        parts.extensions.insert(code);
+    }
+    Ok(Response::from_parts(parts, Either::Right(Full::new(bytes))))
+}
+
 impl Future for ForwardFuture {
     type Output = Result<Response<ProxyBody>, Infallible>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let Some(inner) = this.inner.as_mut() else {
-            return Poll::Ready(Ok(this.failure.answer(ForwardErrorType::InvalidUri, None)));
-        };
-        if let Poll::Ready(result) = Pin::new(inner).poll(cx) {
-            return Poll::Ready(Ok(match result {
-                Ok(mut response) => {
-                    strip_hop_by_hop(response.headers_mut());
-                    response.map(Either::Left)
+        if this.reading.is_none() {
+            let Some(inner) = this.inner.as_mut() else {
+                return Poll::Ready(Ok(this.failure.answer(ForwardErrorType::InvalidUri, None)));
+            };
+            if let Poll::Ready(result) = Pin::new(inner).poll(cx) {
+                match result {
+                    Ok(mut response) => {
+                        strip_hop_by_hop(response.headers_mut());
+                        if !(*this.reads_code && has_readable_code(&response)) {
+                            return Poll::Ready(Ok(response.map(Either::Left)));
+                        }
+                        *this.reading = Some(Box::pin(read_code(response)));
+                    }
+                    Err(source) => {
+                        return Poll::Ready(Ok(this
+                            .failure
+                            .answer(ForwardErrorType::Unreachable, Some(&source))));
+                    }
                 }
-                Err(source) => this
-                    .failure
-                    .answer(ForwardErrorType::Unreachable, Some(&source)),
-            }));
+            }
+        }
+        if let Some(reading) = this.reading.as_mut()
+            && let Poll::Ready(result) = reading.as_mut().poll(cx)
+        {
+            return Poll::Ready(Ok(result.unwrap_or_else(|source| {
+                this.failure
+                    .answer(ForwardErrorType::Unreachable, Some(&source))
+            })));
         }
         if let Some(sleep) = this.sleep.as_pin_mut()
             && sleep.poll(cx).is_ready()

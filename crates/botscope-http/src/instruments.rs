@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use botscope_core::buckets::default_buckets;
-use opentelemetry::metrics::{BoundUpDownCounter, Counter, Histogram, Meter, ObservableGauge};
+use opentelemetry::metrics::{
+    BoundHistogram, BoundUpDownCounter, Counter, Histogram, Meter, ObservableGauge,
+};
 use opentelemetry::{KeyValue, Value};
 use tokio::time::Instant;
 
@@ -22,7 +24,15 @@ pub const RATELIMITED: &str = "discord_api_ratelimited";
 pub const INVALID_REQUESTS: &str = "discord_api_invalid_requests";
 /// Histogram `N_discord_api_ratelimit_wait_seconds{endpoint}`: time queued for a bucket.
 pub const RATELIMIT_WAIT: &str = "discord_api_ratelimit_wait";
-/// The unit of both histograms.
+/// Histogram `N_interaction_response_seconds`: an interaction's creation to its callback.
+pub const INTERACTION_RESPONSE: &str = "interaction_response";
+/// Counter `N_interaction_responses_total{outcome}`.
+pub const INTERACTION_RESPONSES: &str = "interaction_responses";
+/// Counter `N_interaction_followups_total{outcome}`.
+pub const INTERACTION_FOLLOWUPS: &str = "interaction_followups";
+/// Counter `N_clock_skew_total`: callbacks whose interaction seems created in this host's future.
+pub const CLOCK_SKEW: &str = "clock_skew";
+/// The unit of the histograms.
 pub const SECONDS: &str = "s";
 
 /// The `status_code` value of a transport failure or a service error.
@@ -41,6 +51,7 @@ pub(crate) const ENDPOINT: &str = "endpoint";
 pub(crate) const METHOD: &str = "method";
 pub(crate) const STATUS_CODE: &str = "status_code";
 pub(crate) const SCOPE: &str = "scope";
+pub(crate) const OUTCOME: &str = "outcome";
 
 /// The instruments of [`DiscordMetricsLayer`](crate::DiscordMetricsLayer), built once.
 pub(crate) struct Instruments {
@@ -51,6 +62,11 @@ pub(crate) struct Instruments {
     pub(crate) ratelimited: Counter<u64>,
     pub(crate) invalid: Arc<SlidingWindow>,
     _invalid_gauge: ObservableGauge<u64>,
+    /// Bound once: the series has no attributes.
+    pub(crate) interaction_response: BoundHistogram<f64>,
+    pub(crate) interaction_responses: Counter<u64>,
+    pub(crate) interaction_followups: Counter<u64>,
+    pub(crate) clock_skew: Counter<u64>,
 }
 
 impl Instruments {
@@ -94,6 +110,45 @@ impl Instruments {
                 })
                 .build(),
             invalid,
+            interaction_response: meter
+                .f64_histogram(INTERACTION_RESPONSE)
+                .with_description(
+                    "Time from an interaction's creation to the proxy forwarding its initial response",
+                )
+                .with_unit(SECONDS)
+                .with_boundaries(botscope_core::buckets::INTERACTION_BUCKETS.to_vec())
+                .build()
+                .bind(&[]),
+            interaction_responses: meter
+                .u64_counter(INTERACTION_RESPONSES)
+                .with_description("Interaction initial responses by outcome (3 s deadline)")
+                .build(),
+            interaction_followups: meter
+                .u64_counter(INTERACTION_FOLLOWUPS)
+                .with_description("Interaction follow-ups by outcome (15 minute token)")
+                .build(),
+            clock_skew: meter
+                .u64_counter(CLOCK_SKEW)
+                .with_description(
+                    "Interaction callbacks whose interaction seems created after this host's now",
+                )
+                .build(),
+        }
+    }
+
+    /// Records the latency of a callback for interaction `id` forwarded now; whether it is
+    /// late (past Discord's deadline).
+    pub(crate) fn callback_latency(&self, id: u64) -> bool {
+        match botscope_core::snowflake::age(id, std::time::SystemTime::now()) {
+            Some(latency) => {
+                self.interaction_response.record(latency.as_secs_f64());
+                latency > crate::interaction::RESPONSE_DEADLINE
+            }
+            None => {
+                self.clock_skew.add(1, &[]);
+                self.interaction_response.record(0.0);
+                false
+            }
         }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod forward;
 mod instruments;
+pub mod interaction;
 pub mod metrics;
 pub mod proxy;
 pub mod ratelimit;
@@ -10,9 +11,11 @@ pub mod route;
 
 pub use forward::{Forward, ForwardErrorType, install_crypto_provider};
 pub use instruments::{
+    CLOCK_SKEW, INTERACTION_FOLLOWUPS, INTERACTION_RESPONSE, INTERACTION_RESPONSES,
     INVALID_REQUESTS, INVALID_WINDOW, RATELIMIT_WAIT, RATELIMITED, REQUEST_DURATION, REQUESTS,
     REQUESTS_IN_FLIGHT, SECONDS, STATUS_CANCELLED, STATUS_ERROR, STATUS_PANIC, STATUS_TIMEOUT,
 };
+pub use interaction::DiscordErrorCode;
 pub use metrics::{DiscordMetrics, DiscordMetricsLayer, DiscordMetricsLayerBuilder};
 pub use proxy::{DiscordProxy, DiscordProxyBuilder, ProxyError, ProxyErrorType};
 pub use ratelimit::{RateLimit, RateLimitLayer, RateLimitLayerBuilder, RateLimitScope};

@@ -88,11 +88,12 @@ use tower::{Layer, Service};
 
 use crate::forward::ForwardErrorType;
 use crate::instruments::{
-    ENDPOINT, Instruments, METHOD, SCOPE, STATUS_CODE, STATUS_ERROR, STATUS_TIMEOUT, kv,
+    ENDPOINT, Instruments, METHOD, OUTCOME, SCOPE, STATUS_CODE, STATUS_ERROR, STATUS_TIMEOUT, kv,
     status_value,
 };
+use crate::interaction::{self, DiscordErrorCode};
 use crate::ratelimit::RateLimitScope;
-use crate::route::Routes;
+use crate::route::{RouteKind, Routes};
 
 /// A boxed error, as tower middleware commonly returns.
 pub type BoxError = Box<dyn StdError + Send + Sync>;
@@ -241,10 +242,19 @@ where
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         let route = self.routes.route(&mut request);
+        // An interaction's response latency ends now, as the proxy forwards it.
+        let interaction = match (route.kind(), route.interaction_id()) {
+            (RouteKind::InteractionCallback, Some(id)) => Some(InteractionCall::Callback {
+                late: self.instruments.callback_latency(id),
+            }),
+            (RouteKind::InteractionFollowup, _) => Some(InteractionCall::Followup),
+            _ => None,
+        };
         let record = Record {
             instruments: Arc::clone(&self.instruments),
             endpoint: route.endpoint().clone(),
             method: route.method(),
+            interaction,
         };
         let timer = Timer::start(record).with_gauge(GaugeGuard::new(&self.instruments.in_flight));
         ResponseFuture {
@@ -256,10 +266,12 @@ where
 
 /// What the metrics take from a call that returned.
 enum Answer {
-    /// A response head; the scope is read for a 429 only.
+    /// A response head; the scope is read for a 429 only, Discord's error code (when the
+    /// proxy read one) for a 4xx only.
     Head {
         status: StatusCode,
         scope: Option<RateLimitScope>,
+        code: Option<u32>,
     },
     /// The proxy's own answer to a request it could not forward.
     NotForwarded(ForwardErrorType),
@@ -280,6 +292,11 @@ impl Answer {
             status,
             scope: (status == StatusCode::TOO_MANY_REQUESTS)
                 .then(|| RateLimitScope::from_headers(response.headers())),
+            code: status
+                .is_client_error()
+                .then(|| response.extensions().get::<DiscordErrorCode>())
+                .flatten()
+                .map(|code| code.0),
         }
     }
 }
@@ -289,6 +306,36 @@ struct Record {
     instruments: Arc<Instruments>,
     endpoint: StringValue,
     method: &'static str,
+    interaction: Option<InteractionCall>,
+}
+
+/// A request that answers an interaction (see [`interaction`](crate::interaction)).
+#[derive(Clone, Copy)]
+enum InteractionCall {
+    /// The initial response; `late` when forwarded past Discord's deadline.
+    Callback { late: bool },
+    /// A follow-up on the interaction's token.
+    Followup,
+}
+
+impl InteractionCall {
+    fn record(self, instruments: &Instruments, ending: &Ending<'_, Answer>) {
+        let answer = match ending {
+            Ending::Completed(Answer::Head { status, code, .. }) => Some((*status, *code)),
+            _ => None,
+        };
+        let (counter, outcome) = match self {
+            Self::Callback { late } => (
+                &instruments.interaction_responses,
+                interaction::callback_outcome(late, answer),
+            ),
+            Self::Followup => (
+                &instruments.interaction_followups,
+                interaction::followup_outcome(answer),
+            ),
+        };
+        counter.add(1, &[kv(OUTCOME, outcome)]);
+    }
 }
 
 impl Finish<Answer> for Record {
@@ -296,7 +343,7 @@ impl Finish<Answer> for Record {
         let instruments = &self.instruments;
         let endpoint = Value::String(self.endpoint);
         let status = match &ending {
-            Ending::Completed(Answer::Head { status, scope }) => {
+            Ending::Completed(Answer::Head { status, scope, .. }) => {
                 if let Some(scope) = scope {
                     if scope.counts_as_invalid() {
                         instruments.invalid.record();
@@ -332,6 +379,9 @@ impl Finish<Answer> for Record {
                 kv(STATUS_CODE, status),
             ],
         );
+        if let Some(call) = self.interaction {
+            call.record(instruments, &ending);
+        }
     }
 }
 

@@ -631,7 +631,6 @@ mod tests {
 
     use super::*;
 
-
     #[test]
     fn scopes_of_429s() {
         let scope = |pairs| RateLimitScope::from_headers(&headers(pairs));

@@ -396,16 +396,24 @@ pub fn method_label(method: &Method) -> &'static str {
 /// The template of an interaction callback, the one route Discord answers within 3 s.
 const INTERACTION_CALLBACK: &str = "/interactions/{interaction_id}/{interaction_token}/callback";
 
+/// How an interaction token begins: the base64 of `interaction:`. Webhook tokens never do.
+const INTERACTION_TOKEN_PREFIX: &str = "aW50ZXJhY3Rpb246";
+
 /// What kind of Discord route a request is, for the decisions that depend on it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum RouteKind {
     /// Any route under the bot's global limit.
     Standard,
-    /// `/webhooks/…`: exempt from the global limit.
+    /// `/webhooks/…` with a webhook's own token, or none: exempt from the global limit.
     Webhook,
+    /// `/webhooks/{application_id}/{interaction_token}…`: an interaction's follow-up, which
+    /// Discord serves for 15 minutes after the interaction; exempt from the global limit.
+    /// Told from a webhook by the token, which for an interaction is the base64 of
+    /// `interaction:…`.
+    InteractionFollowup,
     /// `/interactions/{interaction_id}/{interaction_token}/callback`: the interaction's
-    /// initial response; exempt from the global limit.
+    /// initial response, due within 3 s of the interaction; exempt from the global limit.
     InteractionCallback,
     /// Any other `/interactions/…` route; exempt from the global limit.
     Interaction,
@@ -418,12 +426,25 @@ impl RouteKind {
         !matches!(self, Self::Standard)
     }
 
-    fn of(rest: &str, template: &str) -> Self {
-        match rest.split('/').next() {
-            Some("webhooks") => Self::Webhook,
-            Some("interactions") if template == INTERACTION_CALLBACK => Self::InteractionCallback,
-            Some("interactions") => Self::Interaction,
-            _ => Self::Standard,
+    /// The kind of the path `rest` (after its prefix) whose template is `template`, and the
+    /// interaction's id for a callback.
+    fn of(rest: &str, template: &str) -> (Self, Option<u64>) {
+        let mut segments = rest.split('/');
+        match segments.next() {
+            Some("webhooks") => {
+                let token = segments.nth(1).unwrap_or_default();
+                if token.starts_with(INTERACTION_TOKEN_PREFIX) {
+                    (Self::InteractionFollowup, None)
+                } else {
+                    (Self::Webhook, None)
+                }
+            }
+            Some("interactions") if template == INTERACTION_CALLBACK => (
+                Self::InteractionCallback,
+                segments.next().and_then(|id| id.parse().ok()),
+            ),
+            Some("interactions") => (Self::Interaction, None),
+            _ => (Self::Standard, None),
         }
     }
 }
@@ -439,6 +460,8 @@ pub struct Route(Arc<Parsed>);
 #[derive(Debug)]
 struct Parsed {
     version: Option<u32>,
+    /// The interaction's snowflake, on an interaction callback.
+    interaction_id: Option<u64>,
     endpoint: StringValue,
     method: &'static str,
     limiter: Option<Endpoint>,
@@ -473,6 +496,12 @@ impl Route {
     /// What kind of route it is.
     pub fn kind(&self) -> RouteKind {
         self.0.kind
+    }
+
+    /// The interaction's id (a snowflake: its creation time is in it), on an
+    /// [`InteractionCallback`](RouteKind::InteractionCallback).
+    pub fn interaction_id(&self) -> Option<u64> {
+        self.0.interaction_id
     }
 }
 
@@ -532,7 +561,7 @@ impl Routes {
             _ => None,
         };
         let mut limiter_path = String::new();
-        let (endpoint, kind) = TEMPLATE.with(|buffer| {
+        let (endpoint, (kind, interaction_id)) = TEMPLATE.with(|buffer| {
             let mut fresh = String::new();
             // Never re-entered today; a fresh buffer keeps this panic-free if it ever is.
             let mut held = buffer.try_borrow_mut();
@@ -560,6 +589,7 @@ impl Routes {
         });
         Route(Arc::new(Parsed {
             version: api.and_then(|api| api.version),
+            interaction_id,
             endpoint,
             method: method_label(method),
             limiter: limiter_method.map(|method| Endpoint {

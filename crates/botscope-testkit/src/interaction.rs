@@ -8,10 +8,11 @@
 //! as Discord does.
 //!
 //! ```
-//! use botscope_testkit::interaction::{FakeInteraction, snowflake_time};
+//! use botscope_core::snowflake::created_at;
+//! use botscope_testkit::interaction::FakeInteraction;
 //!
 //! let ping = FakeInteraction::command("ping").minted();
-//! let created = snowflake_time(ping.id);
+//! let created = created_at(ping.id);
 //! assert!(created.elapsed().unwrap_or_default() < std::time::Duration::from_secs(1));
 //! assert_eq!(ping.json()["data"]["name"], "ping");
 //! ```
@@ -19,10 +20,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use botscope_core::snowflake::{DISCORD_EPOCH_MS, created_at};
 use serde_json::{Value, json};
-
-/// Discord's epoch, the first second of 2015, in milliseconds since the Unix epoch.
-pub const DISCORD_EPOCH_MS: u64 = 1_420_070_400_000;
 
 /// How long after its creation Discord accepts an interaction's initial response.
 pub const RESPONSE_DEADLINE: Duration = Duration::from_secs(3);
@@ -44,11 +43,6 @@ pub fn snowflake_at(at: SystemTime) -> u64 {
         .unwrap_or(u64::MAX)
         .saturating_sub(DISCORD_EPOCH_MS);
     (since_epoch << 22) | (SEQUENCE.fetch_add(1, Ordering::Relaxed) & 0xfff)
-}
-
-/// When the snowflake `id` was created.
-pub fn snowflake_time(id: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_millis((id >> 22) + DISCORD_EPOCH_MS)
 }
 
 /// The kind of a [`FakeInteraction`].
@@ -186,7 +180,7 @@ pub struct MintedInteraction {
 impl MintedInteraction {
     /// When Discord created it: the snowflake's time.
     pub fn created(&self) -> SystemTime {
-        snowflake_time(self.id)
+        created_at(self.id)
     }
 
     /// The INTERACTION_CREATE payload (`d`), as twilight-model deserializes it.
@@ -276,15 +270,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn snowflakes_carry_their_creation_time() {
+    fn minted_snowflakes_carry_their_creation_time() {
         let at = UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
-        let id = snowflake_at(at);
-        assert_eq!(snowflake_time(id), at);
-        // Discord's documented example: 175928847299117063 was created at 1462015105796 ms.
-        assert_eq!(
-            snowflake_time(175_928_847_299_117_063),
-            UNIX_EPOCH + Duration::from_millis(1_462_015_105_796)
-        );
+        assert_eq!(created_at(snowflake_at(at)), at);
     }
 
     #[test]

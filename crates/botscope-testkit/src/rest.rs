@@ -48,8 +48,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::interaction::snowflake_time;
 pub use crate::interaction::{FOLLOWUP_TTL, RESPONSE_DEADLINE};
+use botscope_core::snowflake::created_at;
 
 /// The id of the bot user `users/@me` answers with.
 pub const BOT_USER_ID: u64 = 900_000_000_000_000_001;
@@ -351,7 +351,7 @@ fn interaction_deadline(
     let mut state = shared.lock();
     match (method.as_str(), segments.as_slice()) {
         ("POST", ["interactions", id, token, "callback"]) => {
-            let created = snowflake_time(id.parse().ok()?);
+            let created = created_at(id.parse().ok()?);
             let age = now.duration_since(created).unwrap_or_default();
             if age > state.response_deadline {
                 return Some(json_response(
