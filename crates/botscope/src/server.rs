@@ -294,7 +294,6 @@ mod tests {
 
     use super::*;
 
-
     #[test]
     fn gzip_negotiation() {
         assert!(accepts_gzip(&headers(&[("accept-encoding", "gzip")])));
