@@ -54,16 +54,87 @@ const FAMILIES: [&str; 43] = [
     "target_info",
 ];
 
+/// A series the demo's interactions must show, and how to tell it is there.
+type Seen = (&'static str, fn(&Scrape) -> bool);
+
+/// What the demo's slash commands, autocomplete and button clicks show: answered in time and
+/// late, counted by type and command, timed per command, some failing.
+fn interaction_series() -> Vec<Seen> {
+    fn positive(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> bool {
+        scrape.value(name, labels).is_some_and(|value| value > 0.0)
+    }
+    vec![
+        ("disruptor_interaction_response_seconds_bucket", |s| {
+            s.has("disruptor_interaction_response_seconds_bucket")
+        }),
+        (
+            "disruptor_interaction_responses_total{outcome=\"ok\"}",
+            |s| {
+                positive(
+                    s,
+                    "disruptor_interaction_responses_total",
+                    &[("outcome", "ok")],
+                )
+            },
+        ),
+        (
+            "disruptor_interaction_responses_total{outcome=~\"late|unknown_interaction\"}",
+            |s| {
+                positive(
+                    s,
+                    "disruptor_interaction_responses_total",
+                    &[("outcome", "late")],
+                ) || positive(
+                    s,
+                    "disruptor_interaction_responses_total",
+                    &[("outcome", "unknown_interaction")],
+                )
+            },
+        ),
+        (
+            "disruptor_interactions_total{type=\"application_command\",command=\"ping\"}",
+            |s| {
+                positive(
+                    s,
+                    "disruptor_interactions_total",
+                    &[("type", "application_command"), ("command", "ping")],
+                )
+            },
+        ),
+        (
+            "disruptor_command_duration_seconds_bucket{command=\"ping\",status=\"success\"}",
+            |s| {
+                s.series("disruptor_command_duration_seconds_bucket")
+                    .any(|sample| {
+                        sample.labels.get("command").map(String::as_str) == Some("ping")
+                            && sample.labels.get("status").map(String::as_str) == Some("success")
+                    })
+            },
+        ),
+        ("disruptor_commands_total{status=\"error\"}", |s| {
+            s.series("disruptor_commands_total").any(|sample| {
+                sample.labels.get("status").map(String::as_str) == Some("error")
+                    && sample.value > 0.0
+            })
+        }),
+        ("disruptor_interaction_followups_total", |s| {
+            s.has("disruptor_interaction_followups_total")
+        }),
+    ]
+}
+
 #[tokio::test]
 #[ignore = "needs the built demo: run by .ci/run"]
 async fn every_family_is_live_within_15_seconds() {
     let started = Instant::now();
     let demo = Demo::start(0, 1, 2).await;
     let mut missing: Vec<&str> = FAMILIES.to_vec();
-    while !missing.is_empty() {
+    let mut unseen = interaction_series();
+    while !missing.is_empty() || !unseen.is_empty() {
         assert!(
             started.elapsed() < Duration::from_secs(15),
-            "not live after 15 s: {missing:?}"
+            "not live after 15 s: {missing:?} {:?}",
+            unseen.iter().map(|(name, _)| name).collect::<Vec<_>>()
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
         let text = client::get(demo.metrics_addr(), "/metrics")
@@ -72,6 +143,7 @@ async fn every_family_is_live_within_15_seconds() {
             .text();
         let scrape = Scrape::parse(&text);
         missing.retain(|family| !scrape.has(family));
+        unseen.retain(|(_, seen)| !seen(&scrape));
     }
     // The seed labels, by name, on the live series.
     let text = client::get(demo.metrics_addr(), "/metrics")

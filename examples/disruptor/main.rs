@@ -17,6 +17,7 @@ mod sim;
 
 use std::ops::Range;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -336,8 +337,9 @@ async fn handle_interaction(bot: &Bot, interaction: &Interaction) -> Result<(), 
             Some("pong"),
         ),
         (_, "join") => {
-            // A slow voice server: one join in four answers after the deadline.
-            if pseudo_random().is_multiple_of(4) {
+            // A slow voice server: every third join answers after the deadline.
+            static JOINS: AtomicU64 = AtomicU64::new(0);
+            if JOINS.fetch_add(1, Ordering::Relaxed).is_multiple_of(3) {
                 tokio::time::sleep(Duration::from_millis(3_300)).await;
             }
             reply(
@@ -356,12 +358,21 @@ async fn handle_interaction(bot: &Bot, interaction: &Interaction) -> Result<(), 
         .create_response(interaction.id, &interaction.token, &response)
         .await
         .map_err(|e| e.to_string())?;
+    static LEAVES: AtomicU64 = AtomicU64::new(0);
+    static PINGS: AtomicU64 = AtomicU64::new(0);
     match name {
-        // One leave in three finds no voice connection to leave.
-        "leave" if pseudo_random().is_multiple_of(3) => Err("not in a voice channel".to_owned()),
-        // A follow-up, sometimes after the token expired (the fake's TTL is short).
-        "ping" if pseudo_random().is_multiple_of(3) => {
-            if pseudo_random().is_multiple_of(2) {
+        // Every third leave finds no voice connection to leave.
+        "leave" if LEAVES.fetch_add(1, Ordering::Relaxed).is_multiple_of(3) => {
+            Err("not in a voice channel".to_owned())
+        }
+        // Every other ping gets a follow-up; every other follow-up comes after the token
+        // expired (the fake's TTL is short).
+        "ping" => {
+            let n = PINGS.fetch_add(1, Ordering::Relaxed);
+            if !n.is_multiple_of(2) {
+                return Ok(());
+            }
+            if n.is_multiple_of(4) {
                 tokio::time::sleep(sim::FOLLOWUP_TTL + Duration::from_millis(500)).await;
             }
             client
