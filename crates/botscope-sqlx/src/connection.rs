@@ -1,6 +1,7 @@
 //! [`InstrumentedConnection`]: a pool connection whose queries are measured.
 
 use std::fmt;
+use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
 use sqlx::Database;
@@ -10,8 +11,9 @@ use crate::metrics::Metrics;
 
 /// A connection from [`InstrumentedPool::acquire`](crate::InstrumentedPool::acquire).
 /// `&mut InstrumentedConnection<DB>` is an [`Executor`](sqlx::Executor) (with the backend's
-/// feature on: `sqlite`, `postgres` or `mysql`); the connection goes back to the pool
-/// when dropped.
+/// feature on: `sqlite`, `postgres` or `mysql`), and so is `&mut *conn`, sqlx's own idiom: the
+/// connection dereferences to its [`PooledConnection`], measured as well. The connection goes
+/// back to the pool when dropped.
 ///
 /// # Cancel safety
 ///
@@ -20,29 +22,60 @@ use crate::metrics::Metrics;
 /// half-read answer before the next query). Row streams follow the [outcome
 /// rules](crate::metrics#outcomes).
 pub struct InstrumentedConnection<DB: Database> {
+    conn: PooledConnection<DB>,
+}
+
+/// What `*conn` is for an [`InstrumentedConnection`]: the pool connection, with its queries
+/// measured. `&mut PooledConnection<DB>` is an [`Executor`](sqlx::Executor), so
+/// `query.execute(&mut *conn)` works as it does on sqlx's own pool connections.
+pub struct PooledConnection<DB: Database> {
     conn: PoolConnection<DB>,
     metrics: Arc<Metrics>,
 }
 
 impl<DB: Database> InstrumentedConnection<DB> {
     pub(crate) fn new(conn: PoolConnection<DB>, metrics: Arc<Metrics>) -> Self {
-        Self { conn, metrics }
+        Self {
+            conn: PooledConnection { conn, metrics },
+        }
     }
 
     /// The pool connection. Queries run on it directly are not measured.
     pub fn inner_mut(&mut self) -> &mut PoolConnection<DB> {
-        &mut self.conn
+        &mut self.conn.conn
     }
 
     /// Unwraps the pool connection.
     pub fn into_inner(self) -> PoolConnection<DB> {
-        self.conn
+        self.conn.conn
+    }
+}
+
+impl<DB: Database> Deref for InstrumentedConnection<DB> {
+    type Target = PooledConnection<DB>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.conn
+    }
+}
+
+impl<DB: Database> DerefMut for InstrumentedConnection<DB> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.conn
     }
 }
 
 impl<DB: Database> fmt::Debug for InstrumentedConnection<DB> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("InstrumentedConnection")
+            .field("db", &self.conn.metrics.db_name())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<DB: Database> fmt::Debug for PooledConnection<DB> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PooledConnection")
             .field("db", &self.metrics.db_name())
             .finish_non_exhaustive()
     }
@@ -171,4 +204,5 @@ macro_rules! backend_executors {
 
 pub(crate) use backend_executors;
 
-backend_executors!(InstrumentedConnection, |this| (&mut *this.conn));
+backend_executors!(InstrumentedConnection, |this| (&mut *this.conn.conn));
+backend_executors!(PooledConnection, |this| (&mut *this.conn));

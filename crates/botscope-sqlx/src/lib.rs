@@ -8,10 +8,10 @@ mod query;
 pub mod sql;
 mod transaction;
 
-pub use connection::InstrumentedConnection;
+pub use connection::{InstrumentedConnection, PooledConnection};
 pub use error_type::error_type;
 pub use pool::{InstrumentedPool, InstrumentedPoolBuilder};
-pub use transaction::InstrumentedTransaction;
+pub use transaction::{InstrumentedTransaction, TransactionConnection};
 
 #[cfg(test)]
 mod tests {
@@ -32,4 +32,6 @@ mod tests {
     static_assertions::assert_impl_all!(&'static mut InstrumentedTransaction<MySql>: sqlx::Executor<'static>);
     static_assertions::assert_impl_all!(InstrumentedConnection<Sqlite>: Send, Debug);
     static_assertions::assert_impl_all!(&'static mut InstrumentedConnection<Sqlite>: sqlx::Executor<'static>);
+    static_assertions::assert_impl_all!(&'static mut TransactionConnection<Postgres>: sqlx::Executor<'static>);
+    static_assertions::assert_impl_all!(&'static mut PooledConnection<MySql>: sqlx::Executor<'static>);
 }

@@ -118,13 +118,14 @@ macro_rules! suite {
                 let streamed: Vec<_> = sqlx::query(AssertSqlSafe(select.0.clone())).bind(1_i64).fetch(&mut tx).try_collect().await.unwrap();
                 assert_eq!(streamed.len(), 4);
                 tx.commit().await.unwrap();
+                // sqlx's own idiom, `&mut *tx`, is measured alike
                 let mut tx = pool.begin().await.unwrap();
-                sqlx::query(sql(format!("DELETE FROM {t} WHERE id = {}", $p1))).bind(4_i64).execute(&mut tx).await.unwrap();
+                sqlx::query(sql(format!("DELETE FROM {t} WHERE id = {}", $p1))).bind(4_i64).execute(&mut *tx).await.unwrap();
                 tx.rollback().await.unwrap();
 
-                // a connection from acquire()
+                // a connection from acquire(), through sqlx's `&mut *conn`
                 let mut conn = pool.acquire().await.unwrap();
-                let kept: i64 = sqlx::query_scalar(sql(format!("SELECT COUNT(*) FROM {t}"))).fetch_one(&mut conn).await.unwrap();
+                let kept: i64 = sqlx::query_scalar(sql(format!("SELECT COUNT(*) FROM {t}"))).fetch_one(&mut *conn).await.unwrap();
                 assert_eq!(kept, 4, "the rolled back delete left the row");
                 drop(conn);
 
