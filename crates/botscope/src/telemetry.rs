@@ -122,7 +122,8 @@ impl TelemetryBuilder {
         self
     }
 
-    /// The `service.name` resource attribute, shown in `target_info`.
+    /// The `service.name` resource attribute, shown in `target_info`: by default the
+    /// `OTEL_SERVICE_NAME` environment variable if set, else the namespace.
     pub fn service_name(mut self, name: impl Into<String>) -> Self {
         self.service_name = Some(name.into());
         self
@@ -193,8 +194,13 @@ impl TelemetryBuilder {
             .build()
             .map_err(|e| BuildError::with_source(BuildErrorType::Exporter, e))?;
         let mut resource = Resource::builder();
-        if let Some(name) = self.service_name {
-            resource = resource.with_service_name(name);
+        // `OTEL_SERVICE_NAME`, which the SDK reads, wins over the namespace, not over a name
+        // given in code.
+        let from_env = std::env::var_os("OTEL_SERVICE_NAME").is_some_and(|name| !name.is_empty());
+        match self.service_name {
+            Some(name) => resource = resource.with_service_name(name),
+            None if !from_env => resource = resource.with_service_name(self.namespace.clone()),
+            None => {}
         }
         let provider = SdkMeterProvider::builder()
             .with_reader(exporter)

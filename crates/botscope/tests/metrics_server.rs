@@ -66,6 +66,13 @@ async fn system_and_process_metrics_are_scraped_with_the_namespace() {
     ] {
         assert!(scrape.has(name), "{name} missing from\n{}", scrape.text());
     }
+    // Without a service name, the namespace names the service.
+    assert_eq!(
+        scrape.label_values("target_info", "service_name"),
+        ["disruptor"],
+        "{}",
+        scrape.text()
+    );
     // Scope labels are off: the Go bot's series carry none.
     assert!(!scrape.text().contains("otel_scope_name"));
     // Nothing but process_* and target_info escapes the namespace.
