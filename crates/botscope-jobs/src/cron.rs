@@ -2,7 +2,8 @@
 //!
 //! [`add_cron_job`] turns a [`Job`] into a tokio-cron-scheduler job on a cron schedule,
 //! adds it to a `JobScheduler` and registers it in a [`SchedulerRegistry`]; [`cron_job`]
-//! only builds it. Each run is recorded like [`Job::run`], and its lag — actual start minus
+//! only builds it; [`add_cron_job_with`] also hands each run's output to a function of the
+//! bot's (to log a failed run, say). Each run is recorded like [`Job::run`], and its lag — actual start minus
 //! scheduled tick — goes to `N_scheduler_job_lag_seconds{handler_type}`.
 //!
 //! ```no_run
@@ -71,8 +72,52 @@ where
     Fut: Future + Send + 'static,
     Fut::Output: Classify,
 {
+    add_cron_job_with(scheduler, registry, schedule, job, |_| {}).await
+}
+
+/// [`add_cron_job`], and `on_end` sees the output of every run, once it is recorded: the
+/// scheduler has nowhere to send it, so this is where a bot logs a failed run without moving
+/// its handling into the job itself.
+///
+/// ```no_run
+/// use botscope_jobs::{Job, SchedulerRegistry, cron::add_cron_job_with};
+/// use tokio_cron_scheduler::JobScheduler;
+///
+/// # async fn sync_roles() -> Result<(), std::io::Error> { Ok(()) }
+/// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+/// # let (scheduler, registry) = (JobScheduler::new().await?, SchedulerRegistry::new());
+/// let job = Job::new("sync_roles", || sync_roles())?;
+/// add_cron_job_with(&scheduler, &registry, "0 0 * * * *", job, |result| {
+///     if let Err(error) = result {
+///         eprintln!("sync_roles failed: {error}");
+///     }
+/// })
+/// .await?;
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+///
+/// As [`add_cron_job`].
+///
+/// # Cancel safety
+///
+/// Not cancel safe: dropped midway, the job may or may not have been added.
+pub async fn add_cron_job_with<F, Fut, E>(
+    scheduler: &JobScheduler,
+    registry: &SchedulerRegistry,
+    schedule: &str,
+    job: Job<F>,
+    on_end: E,
+) -> Result<JobId, JobError>
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: Classify,
+    E: Fn(&Fut::Output) + Send + Sync + 'static,
+{
     let registration = registry.register(job.handler_type())?;
-    let cron = build(schedule, job, Some(registration))?;
+    let cron = build(schedule, job, Some(registration), on_end)?;
     scheduler
         .add(cron)
         .await
@@ -91,19 +136,22 @@ where
     Fut: Future + Send + 'static,
     Fut::Output: Classify,
 {
-    build(schedule, job, None)
+    build(schedule, job, None, |_| {})
 }
 
-fn build<F, Fut>(
+fn build<F, Fut, E>(
     schedule: &str,
     job: Job<F>,
     registration: Option<Registration>,
+    on_end: E,
 ) -> Result<CronJob, JobError>
 where
     F: Fn() -> Fut + Send + Sync + 'static,
     Fut: Future + Send + 'static,
     Fut::Output: Classify,
+    E: Fn(&Fut::Output) + Send + Sync + 'static,
 {
+    let on_end = Arc::new(on_end);
     let invalid = |source| {
         JobError::with_source(
             JobErrorType::Schedule {
@@ -150,9 +198,10 @@ where
             job.handler().record_lag(lag(now, scheduled));
         }
         let run = job.run();
+        let on_end = Arc::clone(&on_end);
         Box::pin(async move {
             // The run's outcome is recorded; the scheduler has nowhere to send it.
-            let _ = run.await;
+            on_end(&run.await);
         })
     })
     .map_err(invalid)?;

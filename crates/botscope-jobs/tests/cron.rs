@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use botscope_jobs::cron::add_cron_job;
+use botscope_jobs::cron::add_cron_job_with;
 use botscope_jobs::{Job, SchedulerRegistry};
 use botscope_testkit::TestMetrics;
 use tokio_cron_scheduler::JobScheduler;
@@ -43,9 +43,14 @@ async fn a_one_second_schedule_fires_records_runs_and_lag() {
         .unwrap();
 
     let mut scheduler = JobScheduler::new().await.unwrap();
-    let id = add_cron_job(&scheduler, &registry, "* * * * * *", job)
-        .await
-        .unwrap();
+    let ended = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&ended);
+    let id = add_cron_job_with(&scheduler, &registry, "* * * * * *", job, move |result| {
+        assert!(result.is_ok());
+        seen.fetch_add(1, Ordering::SeqCst);
+    })
+    .await
+    .unwrap();
     assert_eq!(metrics.scrape().value(DEPTH, &[]), Some(1.0));
     assert_eq!(registry.names(), ["heartbeat_check"]);
     scheduler.start().await.unwrap();
@@ -53,6 +58,10 @@ async fn a_one_second_schedule_fires_records_runs_and_lag() {
     assert!(
         wait_for(Duration::from_secs(5), || ran.load(Ordering::SeqCst) >= 2).await,
         "the job did not fire twice in 5 s"
+    );
+    assert!(
+        wait_for(Duration::from_secs(2), || ended.load(Ordering::SeqCst) >= 2).await,
+        "the bot saw the runs' results"
     );
     let scrape = metrics.scrape();
     let runs = scrape
