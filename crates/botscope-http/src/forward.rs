@@ -7,6 +7,10 @@
 //! `status_code="error"` or `"timeout"`, the ratelimit layer cancels the permit. Each failure
 //! logs one `warn` line naming the route template, the method and the status, never the path.
 //!
+//! It also reads a few bodies for the layers above, bounded and passed on unchanged: those of
+//! 4xx and 5xx answers (an [`ErrorBody`] in the extensions: Discord's JSON error code, or a page
+//! of its [edge](crate::edge)), and that of `GET /gateway/bot` (a [`SessionStartLimit`]).
+//!
 //! ```
 //! use botscope_http::ForwardErrorType;
 //!
@@ -39,9 +43,10 @@ use opentelemetry::StringValue;
 use pin_project_lite::pin_project;
 use tower::Service;
 
-use crate::interaction::DiscordErrorCode;
+use crate::edge::{ErrorBody, MAX_ERROR_BODY};
 use crate::proxy::ProxyBody;
 use crate::route::{OTHER, Route, RouteKind};
+use crate::session::{MAX_GATEWAY_BOT_BODY, SessionStartLimit};
 
 /// Where the proxy forwards to unless told otherwise.
 pub const DEFAULT_UPSTREAM: &str = "https://discord.com";
@@ -282,20 +287,20 @@ where
             ),
             method: crate::route::method_label(&parts.method),
         };
-        // Discord's error code tells an expired interaction from other failures.
-        let reads_code = route.is_some_and(|route| {
-            matches!(
-                route.kind(),
-                RouteKind::InteractionCallback | RouteKind::InteractionFollowup
-            )
-        });
+        // The session start budget is read from this route's answer: ask for it uncompressed
+        // (it is a few hundred bytes), whatever the client accepts.
+        let gateway_bot = parts.method == http::Method::GET
+            && route.is_some_and(|route| route.kind() == RouteKind::GatewayBot);
+        if gateway_bot {
+            parts.headers.remove(header::ACCEPT_ENCODING);
+        }
         let Some(uri) = self.upstream.uri(parts.uri.path_and_query()) else {
             return ForwardFuture {
                 inner: None,
                 reading: None,
                 sleep: None,
                 failure,
-                reads_code,
+                gateway_bot,
             };
         };
         parts.uri = uri;
@@ -309,7 +314,7 @@ where
             reading: None,
             sleep: Some(tokio::time::sleep(self.timeout)),
             failure,
-            reads_code,
+            gateway_bot,
         }
     }
 }
@@ -343,8 +348,7 @@ impl Failure {
     }
 }
 
-/// A 4xx answer being read for Discord's error code (see
-/// [`interaction`](crate::interaction)).
+/// An answer whose body is being read (see [`Read`]).
 type Reading = Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, hyper::Error>> + Send>>;
 
 pin_project! {
@@ -359,7 +363,8 @@ pin_project! {
         #[pin]
         sleep: Option<tokio::time::Sleep>,
         failure: Failure,
-        reads_code: bool,
+        // Whether the request is a `GET /gateway/bot`.
+        gateway_bot: bool,
     }
 }
 
@@ -369,28 +374,63 @@ impl fmt::Debug for ForwardFuture {
     }
 }
 
-/// Whether `response` is a 4xx whose error code can be read: it states a length of at most
-/// [`MAX_ERROR_BODY`](crate::interaction::MAX_ERROR_BODY) bytes and is not compressed.
-fn has_readable_code<B>(response: &Response<B>) -> bool {
-    let headers = response.headers();
-    let short = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|length| length.to_str().ok()?.parse::<u64>().ok())
-        .is_some_and(|length| length <= crate::interaction::MAX_ERROR_BODY);
-    let plain = headers
-        .get(header::CONTENT_ENCODING)
-        .is_none_or(|encoding| encoding.as_bytes().eq_ignore_ascii_case(b"identity"));
-    response.status().is_client_error() && short && plain
+/// What [`Forward`] reads of an answer's body for the layers above: only from answers that
+/// state a short length and are not compressed, so nothing unbounded is ever buffered. The
+/// body is passed on unchanged and never logged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Read {
+    /// A 4xx or 5xx: Discord's error code, or a page of its edge ([`ErrorBody`]).
+    Error,
+    /// A 2xx to `GET /gateway/bot`: its [`SessionStartLimit`].
+    GatewayBot,
 }
 
-/// Reads a short error body whole, leaves its code in the extensions and passes it on as is.
-async fn read_code(response: Response<Incoming>) -> Result<Response<ProxyBody>, hyper::Error> {
-    let (mut parts, body) = response.into_parts();
-    // The stated length bounds what hyper hands out.
-    let bytes = http_body_util::BodyExt::collect(body).await?.to_bytes();
-    if let Some(code) = DiscordErrorCode::parse(&bytes) {
-        parts.extensions.insert(code);
+impl Read {
+    /// What to read of `response`, if anything; `gateway_bot` for a `GET /gateway/bot`.
+    fn of<B>(gateway_bot: bool, response: &Response<B>) -> Option<Self> {
+        let status = response.status();
+        let (read, max) = if status.is_client_error() || status.is_server_error() {
+            (Self::Error, MAX_ERROR_BODY)
+        } else if gateway_bot && status.is_success() {
+            (Self::GatewayBot, MAX_GATEWAY_BOT_BODY)
+        } else {
+            return None;
+        };
+        let headers = response.headers();
+        let short = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|length| length.to_str().ok()?.parse::<u64>().ok())
+            .is_some_and(|length| length <= max);
+        let plain = headers
+            .get(header::CONTENT_ENCODING)
+            .is_none_or(|encoding| encoding.as_bytes().eq_ignore_ascii_case(b"identity"));
+        (short && plain).then_some(read)
     }
+
+    /// Leaves what `body` says in `extensions`.
+    fn mark(self, body: &[u8], extensions: &mut http::Extensions) {
+        match self {
+            Self::Error => {
+                extensions.insert(ErrorBody::parse(body));
+            }
+            Self::GatewayBot => {
+                if let Some(limit) = SessionStartLimit::parse(body) {
+                    extensions.insert(limit);
+                }
+            }
+        }
+    }
+}
+
+/// Reads a short body whole, leaves what it says in the extensions and passes it on as is.
+async fn read_body(
+    response: Response<Incoming>,
+    read: Read,
+) -> Result<Response<ProxyBody>, hyper::Error> {
+    let (mut parts, body) = response.into_parts();
+    // The stated length bounds what hyper hands out: it fails a body longer than stated.
+    let bytes = http_body_util::BodyExt::collect(body).await?.to_bytes();
+    read.mark(&bytes, &mut parts.extensions);
     Ok(Response::from_parts(parts, Either::Right(Full::new(bytes))))
 }
 
@@ -407,10 +447,10 @@ impl Future for ForwardFuture {
                 match result {
                     Ok(mut response) => {
                         strip_hop_by_hop(response.headers_mut());
-                        if !(*this.reads_code && has_readable_code(&response)) {
+                        let Some(read) = Read::of(*this.gateway_bot, &response) else {
                             return Poll::Ready(Ok(response.map(Either::Left)));
-                        }
-                        *this.reading = Some(Box::pin(read_code(response)));
+                        };
+                        *this.reading = Some(Box::pin(read_body(response, read)));
                     }
                     Err(source) => {
                         return Poll::Ready(Ok(this
@@ -451,6 +491,44 @@ mod tests {
         );
         assert!(Upstream::parse("discord.com").is_none());
         assert!(Upstream::parse("ftp://discord.com").is_none());
+    }
+
+    #[test]
+    fn only_short_plain_error_and_gateway_bot_bodies_are_read() {
+        let answer = |status: u16, headers: &[(&'static str, &'static str)]| {
+            let mut response = Response::new(());
+            *response.status_mut() = StatusCode::from_u16(status).unwrap();
+            *response.headers_mut() = botscope_testkit::headers(headers);
+            response
+        };
+        let short = [("content-length", "52")];
+        assert_eq!(Read::of(false, &answer(403, &short)), Some(Read::Error));
+        assert_eq!(Read::of(true, &answer(502, &short)), Some(Read::Error));
+        assert_eq!(Read::of(false, &answer(200, &short)), None);
+        assert_eq!(Read::of(true, &answer(200, &short)), Some(Read::GatewayBot));
+        assert_eq!(Read::of(true, &answer(304, &short)), None);
+        // Unbounded, too long, or compressed: passed on without a look.
+        assert_eq!(Read::of(false, &answer(429, &[])), None);
+        assert_eq!(
+            Read::of(false, &answer(429, &[("content-length", "4097")])),
+            None
+        );
+        assert_eq!(
+            Read::of(true, &answer(200, &[("content-length", "16384")])),
+            Some(Read::GatewayBot)
+        );
+        assert_eq!(
+            Read::of(true, &answer(200, &[("content-length", "16385")])),
+            None
+        );
+        assert_eq!(
+            Read::of(false, &answer(404, &[("content-length", "x")])),
+            None
+        );
+        let compressed = [("content-length", "52"), ("content-encoding", "br")];
+        assert_eq!(Read::of(false, &answer(404, &compressed)), None);
+        let identity = [("content-length", "52"), ("content-encoding", "IDENTITY")];
+        assert_eq!(Read::of(false, &answer(404, &identity)), Some(Read::Error));
     }
 
     #[test]

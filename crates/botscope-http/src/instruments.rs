@@ -7,10 +7,12 @@ use std::time::Duration;
 
 use botscope_core::buckets::default_buckets;
 use opentelemetry::metrics::{
-    BoundHistogram, BoundUpDownCounter, Counter, Histogram, Meter, ObservableGauge,
+    BoundHistogram, BoundUpDownCounter, Counter, Gauge, Histogram, Meter, ObservableGauge,
 };
 use opentelemetry::{KeyValue, Value};
 use tokio::time::Instant;
+
+use crate::session::SessionStartLimit;
 
 /// Counter `N_discord_api_requests_total{endpoint,method,status_code}`.
 pub const REQUESTS: &str = "discord_api_requests";
@@ -32,6 +34,18 @@ pub const INTERACTION_RESPONSES: &str = "interaction_responses";
 pub const INTERACTION_FOLLOWUPS: &str = "interaction_followups";
 /// Counter `N_clock_skew_total`: callbacks whose interaction seems created in this host's future.
 pub const CLOCK_SKEW: &str = "clock_skew";
+/// Counter `N_discord_api_edge_errors_total{kind}`: answers of Discord's edge, not its API
+/// (see [`edge`](crate::edge)).
+pub const EDGE_ERRORS: &str = "discord_api_edge_errors";
+/// Gauge `N_gateway_session_starts_remaining`, from `GET /gateway/bot` (see
+/// [`session`](crate::session)).
+pub const SESSION_STARTS_REMAINING: &str = "gateway_session_starts_remaining";
+/// Gauge `N_gateway_session_starts_total_limit`.
+pub const SESSION_STARTS_TOTAL_LIMIT: &str = "gateway_session_starts_total_limit";
+/// Gauge `N_gateway_session_starts_reset_seconds`.
+pub const SESSION_STARTS_RESET: &str = "gateway_session_starts_reset";
+/// Gauge `N_gateway_max_concurrency`.
+pub const MAX_CONCURRENCY: &str = "gateway_max_concurrency";
 /// The unit of the histograms.
 pub const SECONDS: &str = "s";
 
@@ -52,6 +66,7 @@ pub(crate) const METHOD: &str = "method";
 pub(crate) const STATUS_CODE: &str = "status_code";
 pub(crate) const SCOPE: &str = "scope";
 pub(crate) const OUTCOME: &str = "outcome";
+pub(crate) const KIND: &str = "kind";
 
 /// The instruments of [`DiscordMetricsLayer`](crate::DiscordMetricsLayer), built once.
 pub(crate) struct Instruments {
@@ -67,6 +82,11 @@ pub(crate) struct Instruments {
     pub(crate) interaction_responses: Counter<u64>,
     pub(crate) interaction_followups: Counter<u64>,
     pub(crate) clock_skew: Counter<u64>,
+    pub(crate) edge_errors: Counter<u64>,
+    session_starts_remaining: Gauge<u64>,
+    session_starts_total_limit: Gauge<u64>,
+    session_starts_reset: Gauge<f64>,
+    max_concurrency: Gauge<u64>,
 }
 
 impl Instruments {
@@ -133,7 +153,41 @@ impl Instruments {
                     "Interaction callbacks whose interaction seems created after this host's now",
                 )
                 .build(),
+            edge_errors: meter
+                .u64_counter(EDGE_ERRORS)
+                .with_description(
+                    "Discord REST answers from its edge (Cloudflare), not its API, by kind",
+                )
+                .build(),
+            session_starts_remaining: meter
+                .u64_gauge(SESSION_STARTS_REMAINING)
+                .with_description("Gateway session starts left until the reset (GET /gateway/bot)")
+                .build(),
+            session_starts_total_limit: meter
+                .u64_gauge(SESSION_STARTS_TOTAL_LIMIT)
+                .with_description("Gateway session starts allowed per period (GET /gateway/bot)")
+                .build(),
+            session_starts_reset: meter
+                .f64_gauge(SESSION_STARTS_RESET)
+                .with_description(
+                    "Time until the gateway session start budget resets, as of the last GET /gateway/bot",
+                )
+                .with_unit(SECONDS)
+                .build(),
+            max_concurrency: meter
+                .u64_gauge(MAX_CONCURRENCY)
+                .with_description("Shards that may identify per 5 s (GET /gateway/bot)")
+                .build(),
         }
+    }
+
+    /// Publishes the session start budget of a `GET /gateway/bot` answer.
+    pub(crate) fn record_session_starts(&self, limit: &SessionStartLimit) {
+        self.session_starts_remaining.record(limit.remaining, &[]);
+        self.session_starts_total_limit.record(limit.total, &[]);
+        self.session_starts_reset
+            .record(limit.reset_after.as_secs_f64(), &[]);
+        self.max_concurrency.record(limit.max_concurrency, &[]);
     }
 
     /// Records the latency of a callback for interaction `id` forwarded now; whether it is

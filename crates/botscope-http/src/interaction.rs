@@ -15,6 +15,10 @@
 //! | `N_interaction_followups_total` | counter | `outcome`: `ok`, `expired`, `error` |
 //! | `N_clock_skew_total` | counter | — : callbacks whose interaction seems created after this host's now |
 //!
+//! The histogram has no `type` label: the callback's path does not say whether it answers a
+//! command, a component or a modal, and reading its body on every callback to find out would
+//! cost more than the label is worth. The gateway tap's `N_interactions_total{type}` has it.
+//!
 //! A callback's outcome is `late` when it was forwarded more than 3 s after the interaction
 //! was created, whatever Discord answered; else `unknown_interaction` for a 404 with code
 //! 10062 (or a 404 whose body could not be read: on this route the interaction is the only
@@ -25,9 +29,10 @@
 //! Discord answers 401, or 404 with code 50027 "Invalid Webhook Token": the 15 minutes the
 //! token serves follow-ups are over. `ok` for a 2xx, `error` otherwise.
 //!
-//! The error code is read from the body of 4xx answers to these two routes only, when the
-//! answer states its length (at most [`MAX_ERROR_BODY`] bytes) and is not compressed; the body
-//! is passed on unchanged and never logged.
+//! The error code is read by the proxy from the body of 4xx and 5xx answers (an
+//! [`ErrorBody`](crate::ErrorBody) in the response's extensions, see [`edge`](crate::edge)),
+//! when the answer states its length (at most [`MAX_ERROR_BODY`] bytes) and is not
+//! compressed; the body is passed on unchanged and never logged.
 //!
 //! # Clock skew
 //!
@@ -50,11 +55,11 @@ pub const UNKNOWN_INTERACTION: u32 = 10062;
 /// JSON code of a follow-up whose interaction token expired.
 pub const INVALID_WEBHOOK_TOKEN: u32 = 50027;
 
-/// The most bytes of an error body read for its code.
+/// The most bytes of an error body (4xx or 5xx) the proxy reads.
 pub const MAX_ERROR_BODY: u64 = 4_096;
 
-/// Discord's JSON error `code`, read by the proxy from a 4xx answer to an interaction
-/// callback or follow-up and left in the response's extensions.
+/// Discord's JSON error `code`, read by the proxy from a 4xx or 5xx answer (in an
+/// [`ErrorBody::Discord`](crate::ErrorBody::Discord) in the response's extensions).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DiscordErrorCode(pub u32);
 

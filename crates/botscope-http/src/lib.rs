@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod edge;
 pub mod forward;
 mod instruments;
 pub mod interaction;
@@ -8,17 +9,22 @@ pub mod metrics;
 pub mod proxy;
 pub mod ratelimit;
 pub mod route;
+pub mod session;
 
+pub use edge::{EdgeErrorKind, ErrorBody};
 pub use forward::{Forward, ForwardErrorType, install_crypto_provider};
 pub use instruments::{
-    CLOCK_SKEW, INTERACTION_FOLLOWUPS, INTERACTION_RESPONSE, INTERACTION_RESPONSES,
-    INVALID_REQUESTS, INVALID_WINDOW, RATELIMIT_WAIT, RATELIMITED, REQUEST_DURATION, REQUESTS,
-    REQUESTS_IN_FLIGHT, SECONDS, STATUS_CANCELLED, STATUS_ERROR, STATUS_PANIC, STATUS_TIMEOUT,
+    CLOCK_SKEW, EDGE_ERRORS, INTERACTION_FOLLOWUPS, INTERACTION_RESPONSE, INTERACTION_RESPONSES,
+    INVALID_REQUESTS, INVALID_WINDOW, MAX_CONCURRENCY, RATELIMIT_WAIT, RATELIMITED,
+    REQUEST_DURATION, REQUESTS, REQUESTS_IN_FLIGHT, SECONDS, SESSION_STARTS_REMAINING,
+    SESSION_STARTS_RESET, SESSION_STARTS_TOTAL_LIMIT, STATUS_CANCELLED, STATUS_ERROR, STATUS_PANIC,
+    STATUS_TIMEOUT,
 };
 pub use interaction::DiscordErrorCode;
 pub use metrics::{DiscordMetrics, DiscordMetricsLayer, DiscordMetricsLayerBuilder};
 pub use proxy::{DiscordProxy, DiscordProxyBuilder, ProxyError, ProxyErrorType};
 pub use ratelimit::{RateLimit, RateLimitLayer, RateLimitLayerBuilder, RateLimitScope};
+pub use session::SessionStartLimit;
 
 /// The instrumentation scope name of this crate's meter.
 const SCOPE_NAME: &str = env!("CARGO_PKG_NAME");

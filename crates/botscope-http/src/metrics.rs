@@ -32,6 +32,8 @@
 //! | `N_discord_api_requests_in_flight` | — |
 //! | `N_discord_api_ratelimited_total` | `endpoint`, `scope` (`user`, `global`, `shared`, `cloudflare`) |
 //! | `N_discord_api_invalid_requests` | — 401, 403 and non-shared 429 in the last 10 minutes |
+//! | `N_discord_api_edge_errors_total` | `kind`: answers of Discord's [edge](crate::edge) |
+//! | `N_gateway_session_starts_*`, `N_gateway_max_concurrency` | — : [session starts](crate::session), from `GET /gateway/bot` |
 //!
 //! # `status_code`
 //!
@@ -86,14 +88,16 @@ use opentelemetry::{StringValue, Value};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
+use crate::edge::{EdgeErrorKind, ErrorBody};
 use crate::forward::ForwardErrorType;
 use crate::instruments::{
-    ENDPOINT, Instruments, METHOD, OUTCOME, SCOPE, STATUS_CODE, STATUS_ERROR, STATUS_TIMEOUT, kv,
-    status_value,
+    ENDPOINT, Instruments, KIND, METHOD, OUTCOME, SCOPE, STATUS_CODE, STATUS_ERROR, STATUS_TIMEOUT,
+    kv, status_value,
 };
-use crate::interaction::{self, DiscordErrorCode};
+use crate::interaction;
 use crate::ratelimit::RateLimitScope;
 use crate::route::{RouteKind, Routes};
+use crate::session::SessionStartLimit;
 
 /// A boxed error, as tower middleware commonly returns.
 pub type BoxError = Box<dyn StdError + Send + Sync>;
@@ -256,10 +260,13 @@ where
             method: route.method(),
             interaction,
         };
+        let gateway_bot =
+            route.kind() == RouteKind::GatewayBot && request.method() == http::Method::GET;
         let timer = Timer::start(record).with_gauge(GaugeGuard::new(&self.instruments.in_flight));
         ResponseFuture {
             inner: self.inner.call(request),
             timer: Some(timer),
+            gateway_bot,
         }
     }
 }
@@ -267,11 +274,14 @@ where
 /// What the metrics take from a call that returned.
 enum Answer {
     /// A response head; the scope is read for a 429 only, Discord's error code (when the
-    /// proxy read one) for a 4xx only.
+    /// proxy read one) and the edge kind for a 4xx or 5xx only, the session start limit for a
+    /// `GET /gateway/bot` only.
     Head {
         status: StatusCode,
         scope: Option<RateLimitScope>,
         code: Option<u32>,
+        edge: Option<EdgeErrorKind>,
+        session: Option<SessionStartLimit>,
     },
     /// The proxy's own answer to a request it could not forward.
     NotForwarded(ForwardErrorType),
@@ -280,23 +290,35 @@ enum Answer {
 }
 
 impl Answer {
-    fn of<ResBody, E>(result: &Result<http::Response<ResBody>, E>) -> Self {
+    /// `gateway_bot`: the request was a `GET /gateway/bot`.
+    fn of<ResBody, E>(result: &Result<http::Response<ResBody>, E>, gateway_bot: bool) -> Self {
         let Ok(response) = result else {
             return Self::Error;
         };
-        if let Some(kind) = response.extensions().get::<ForwardErrorType>() {
+        let extensions = response.extensions();
+        if let Some(kind) = extensions.get::<ForwardErrorType>() {
             return Self::NotForwarded(*kind);
         }
         let status = response.status();
+        let scope = (status == StatusCode::TOO_MANY_REQUESTS)
+            .then(|| RateLimitScope::from_headers(response.headers()));
+        let (code, edge) = if status.is_client_error() || status.is_server_error() {
+            let body = extensions.get::<ErrorBody>();
+            (
+                body.and_then(ErrorBody::code),
+                EdgeErrorKind::classify(status, scope, response.headers(), body),
+            )
+        } else {
+            (None, None)
+        };
         Self::Head {
             status,
-            scope: (status == StatusCode::TOO_MANY_REQUESTS)
-                .then(|| RateLimitScope::from_headers(response.headers())),
-            code: status
-                .is_client_error()
-                .then(|| response.extensions().get::<DiscordErrorCode>())
-                .flatten()
-                .map(|code| code.0),
+            scope,
+            code,
+            edge,
+            session: (gateway_bot && status.is_success())
+                .then(|| extensions.get::<SessionStartLimit>().copied())
+                .flatten(),
         }
     }
 }
@@ -343,7 +365,19 @@ impl Finish<Answer> for Record {
         let instruments = &self.instruments;
         let endpoint = Value::String(self.endpoint);
         let status = match &ending {
-            Ending::Completed(Answer::Head { status, scope, .. }) => {
+            Ending::Completed(Answer::Head {
+                status,
+                scope,
+                edge,
+                session,
+                ..
+            }) => {
+                if let Some(edge) = edge {
+                    instruments.edge_errors.add(1, &[kv(KIND, edge.as_str())]);
+                }
+                if let Some(session) = session {
+                    instruments.record_session_starts(session);
+                }
                 if let Some(scope) = scope {
                     if scope.counts_as_invalid() {
                         instruments.invalid.record();
@@ -398,6 +432,9 @@ pin_project! {
         inner: F,
         // `None` once the request is recorded.
         timer: Option<Timer<Answer, Record>>,
+        // Whether the request is a `GET /gateway/bot`, whose answer carries the session
+        // start budget.
+        gateway_bot: bool,
     }
 }
 
@@ -424,7 +461,7 @@ where
         // A panic is recorded as `panic`, then resumes unchanged.
         let result = ready!(timer.record_panic(|| inner.poll(cx)));
         if let Some(timer) = this.timer.take() {
-            timer.complete(&Answer::of(&result));
+            timer.complete(&Answer::of(&result, *this.gateway_bot));
         }
         Poll::Ready(result)
     }

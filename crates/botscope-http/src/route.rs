@@ -84,8 +84,9 @@ pub const DEFAULT_ENDPOINT_CAP: usize = 500;
 /// The placeholder of a segment outside the vocabulary.
 pub const PARAM: &str = "{param}";
 
-/// The path words of Discord's REST API, from twilight-http's `routing::Route` (plus a few
-/// routes twilight does not wrap yet). Sorted, for binary search.
+/// The path words of Discord's REST API: every literal segment of Discord's official OpenAPI
+/// description (`tests/data/discord-rest-routes.json`, checked by `tests/official_routes.rs`)
+/// and of twilight-http's `routing::Route`. Sorted (byte order), for binary search.
 const WORDS: &[&str] = &[
     "@me",
     "@original",
@@ -95,20 +96,26 @@ const WORDS: &[&str] = &[
     "application-emojis",
     "applications",
     "archived",
+    "attachment",
     "audit-logs",
     "auto-moderation",
     "bans",
     "bot",
+    "bulk",
     "bulk-ban",
     "bulk-delete",
     "callback",
+    "channel-linking",
     "channels",
     "commands",
     "connections",
     "consume",
+    "counts",
     "crosspost",
+    "dms",
     "emojis",
     "entitlements",
+    "exceptions",
     "expire",
     "followers",
     "gateway",
@@ -118,25 +125,34 @@ const WORDS: &[&str] = &[
     "integrations",
     "interactions",
     "invites",
+    "job-status",
+    "keys",
+    "lobbies",
     "member",
     "member-counts",
     "members",
     "messages",
     "metadata",
     "mfa",
+    "moderation-metadata",
+    "new-member-welcome",
     "nick",
     "oauth2",
     "onboarding",
+    "partner-sdk",
     "permissions",
     "pins",
     "polls",
     "preview",
     "private",
+    "provisional-accounts",
     "prune",
     "public",
     "reactions",
     "recipients",
     "regions",
+    "requests",
+    "role-connection",
     "role-connections",
     "roles",
     "rules",
@@ -152,14 +168,19 @@ const WORDS: &[&str] = &[
     "stickers",
     "subscriptions",
     "sync",
+    "target-users",
     "templates",
     "thread-members",
     "threads",
+    "token",
     "typing",
+    "unmerge",
+    "userinfo",
     "users",
     "vanity-url",
     "voice",
     "voice-states",
+    "voice-status",
     "webhooks",
     "welcome-screen",
     "widget",
@@ -182,14 +203,18 @@ fn id_placeholder(previous: &str) -> &'static str {
         "channels" | "stage-instances" => "{channel_id}",
         "commands" => "{command_id}",
         "emojis" | "application-emojis" => "{emoji_id}",
+        "dms" => "{user_id}",
         "entitlements" => "{entitlement_id}",
+        "exceptions" => "{exception_id}",
         "guilds" => "{guild_id}",
         "integrations" => "{integration_id}",
         "interactions" => "{interaction_id}",
+        "lobbies" => "{lobby_id}",
         "messages" | "pins" => "{message_id}",
         "answers" => "{answer_id}",
         "permissions" => "{overwrite_id}",
         "polls" => "{message_id}",
+        "requests" => "{request_id}",
         "roles" => "{role_id}",
         "rules" => "{rule_id}",
         "scheduled-events" => "{event_id}",
@@ -335,6 +360,12 @@ fn walk(rest: &str, template: &mut String, mut limiter: Option<LimiterPath<'_>>)
             }
             ("{interaction_id}", _) if before_previous == "interactions" => "{interaction_token}",
             ("{emoji}", Segment::Id) => "{user_id}",
+            // `/partner-sdk/dms/{user_id}/{other_user_id}`: a DM names both of its users.
+            ("{user_id}", Segment::Id) if before_previous == "dms" => "{other_user_id}",
+            // `/scheduled-events/{event_id}/{exception_id}/users`: one occurrence of a series.
+            ("{event_id}", Segment::Id) if before_previous == "scheduled-events" => {
+                "{exception_id}"
+            }
             (_, Segment::Id) => id_placeholder(previous),
             (_, Segment::Word(word)) => word,
             (_, Segment::Other) => PARAM,
@@ -396,6 +427,9 @@ pub fn method_label(method: &Method) -> &'static str {
 /// The template of an interaction callback, the one route Discord answers within 3 s.
 const INTERACTION_CALLBACK: &str = "/interactions/{interaction_id}/{interaction_token}/callback";
 
+/// The template of the route that answers the session start budget.
+const GATEWAY_BOT: &str = "/gateway/bot";
+
 /// How an interaction token begins: the base64 of `interaction:`. Webhook tokens never do.
 const INTERACTION_TOKEN_PREFIX: &str = "aW50ZXJhY3Rpb246";
 
@@ -417,13 +451,22 @@ pub enum RouteKind {
     InteractionCallback,
     /// Any other `/interactions/…` route; exempt from the global limit.
     Interaction,
+    /// `/gateway/bot`: the gateway's address, recommended shard count and session start
+    /// budget ([`session`](crate::session)).
+    GatewayBot,
 }
 
 impl RouteKind {
     /// Whether Discord exempts the route from the global limit: interaction and webhook
     /// routes, exactly those twilight's limiter exempts (`Endpoint::is_interaction`).
     pub const fn is_exempt_from_global(self) -> bool {
-        !matches!(self, Self::Standard)
+        matches!(
+            self,
+            Self::Webhook
+                | Self::InteractionFollowup
+                | Self::InteractionCallback
+                | Self::Interaction
+        )
     }
 
     /// The kind of the path `rest` (after its prefix) whose template is `template`, and the
@@ -444,6 +487,7 @@ impl RouteKind {
                 segments.next().and_then(|id| id.parse().ok()),
             ),
             Some("interactions") => (Self::Interaction, None),
+            Some("gateway") if template == GATEWAY_BOT => (Self::GatewayBot, None),
             _ => (Self::Standard, None),
         }
     }
@@ -636,12 +680,16 @@ pub fn vocabulary() -> impl Iterator<Item = &'static str> {
         "{command_id}",
         "{emoji_id}",
         "{entitlement_id}",
+        "{exception_id}",
         "{guild_id}",
         "{integration_id}",
         "{interaction_id}",
+        "{lobby_id}",
         "{message_id}",
+        "{other_user_id}",
         "{answer_id}",
         "{overwrite_id}",
+        "{request_id}",
         "{role_id}",
         "{rule_id}",
         "{event_id}",
@@ -710,6 +758,11 @@ mod tests {
         assert_eq!((hook.version(), hook.kind()), (Some(9), RouteKind::Webhook));
         let followup = routes.parse(&Method::POST, "/api/v10/interactions/1/tok");
         assert_eq!(followup.kind(), RouteKind::Interaction);
+        let gateway = routes.parse(&Method::GET, "/api/v10/gateway/bot?x=1");
+        assert_eq!(gateway.kind(), RouteKind::GatewayBot);
+        assert!(!gateway.kind().is_exempt_from_global());
+        let plain = routes.parse(&Method::GET, "/api/v10/gateway");
+        assert_eq!(plain.kind(), RouteKind::Standard);
     }
 
     #[test]

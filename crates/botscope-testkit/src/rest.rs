@@ -5,8 +5,10 @@
 //! `GET channels/{id}/messages[/{id}]`, `GET guilds/{id}`, `PUT applications/{id}/commands`
 //! (an empty list), `POST webhooks/{id}/{token}`
 //! (a message with `?wait=true`, else 204), `GET`/`PATCH`/`DELETE
-//! webhooks/{id}/{token}/messages/{id|@original}` and `POST interactions/{id}/{token}/callback`
-//! — and 404 with Discord's error JSON for anything else. Successful answers carry ratelimit
+//! webhooks/{id}/{token}/messages/{id|@original}`, `POST interactions/{id}/{token}/callback`,
+//! `GET gateway` and `GET gateway/bot` (with a [`SessionStartLimit`], set with
+//! [`FakeDiscord::set_session_start_limit`]) — and 404 with Discord's error JSON for anything
+//! else. Successful answers carry ratelimit
 //! headers with `x-ratelimit-scope: user`, as Discord's do.
 //!
 //! Interactions keep Discord's deadlines, read from the interaction's snowflake alone: a
@@ -16,8 +18,10 @@
 //! [`FakeDiscord::set_followup_ttl`]), then answers 401 with code 50027 "Invalid Webhook Token".
 //!
 //! A script of [`Reply`]s overrides the answers: the next requests get scripted statuses,
-//! 5xx, 401, the four kinds of 429 with real headers, or extra latency; [`FakeDiscord::always`]
-//! sets one answer for every request. Every request received is logged.
+//! 5xx, 401, the four kinds of 429 with real headers, the answers of Discord's edge
+//! ([`EdgeKind`]: Cloudflare's 1015 page, a header-less 429, the 40333 403, an HTML 5xx), or
+//! extra latency; [`FakeDiscord::always`] sets one answer for every request. Every request
+//! received is logged.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -68,6 +72,23 @@ pub enum RateLimitKind {
     Cloudflare,
 }
 
+/// An answer of Discord's edge (Cloudflare) rather than its API, as seen in the wild
+/// (discord-api-docs #6473, #5810, #7145).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EdgeKind {
+    /// Cloudflare's rate limit ban: 429, `content-type: text/html`, body `error code: 1015`, no
+    /// ratelimit header and no `retry-after`.
+    Cloudflare1015,
+    /// A 429 with Discord's JSON (`code: 0`) but no ratelimit header and no `retry-after`.
+    RatelimitNoHeaders,
+    /// 403 `{"message": "internal network error", "code": 40333}`.
+    InternalNetworkError,
+    /// A 5xx HTML page of Cloudflare's (`content-type: text/html`); not a 5xx status counts
+    /// as 502.
+    Html5xx(u16),
+}
+
 /// A scripted answer.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -84,6 +105,8 @@ pub enum Reply {
         /// `x-ratelimit-reset-after` (exact).
         retry_after: Duration,
     },
+    /// An answer of Discord's edge.
+    Edge(EdgeKind),
     /// Waits `delay` before answering `then`.
     Delayed {
         /// The extra latency.
@@ -116,6 +139,35 @@ impl Reply {
     }
 }
 
+/// The `session_start_limit` of the fake's `GET /gateway/bot` answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionStartLimit {
+    /// Session starts allowed per period.
+    pub total: u64,
+    /// Session starts left.
+    pub remaining: u64,
+    /// Time until the budget resets (milliseconds in the JSON).
+    pub reset_after: Duration,
+    /// Shards that may identify per 5 s.
+    pub max_concurrency: u64,
+}
+
+impl Default for SessionStartLimit {
+    /// Discord's budget of most bots, part spent: 1,000 a day, 997 left, reset in 4 hours,
+    /// one identify per 5 s.
+    fn default() -> Self {
+        Self {
+            total: 1_000,
+            remaining: 997,
+            reset_after: Duration::from_secs(4 * 3_600),
+            max_concurrency: 1,
+        }
+    }
+}
+
+/// The gateway address `GET /gateway[/bot]` answers with by default.
+pub const GATEWAY_URL: &str = "wss://gateway.discord.gg";
+
 /// A request the fake received.
 #[derive(Debug, Clone)]
 pub struct ReceivedRequest {
@@ -142,6 +194,25 @@ struct State {
     /// The tokens of answered interactions and when their interaction was created; entries
     /// older than the follow-up TTL go when the next callback arrives.
     answered: HashMap<String, SystemTime>,
+    gateway: Gateway,
+}
+
+/// What `GET /gateway/bot` answers.
+#[derive(Debug, Clone)]
+struct Gateway {
+    url: String,
+    shards: u32,
+    limit: SessionStartLimit,
+}
+
+impl Default for Gateway {
+    fn default() -> Self {
+        Self {
+            url: GATEWAY_URL.to_owned(),
+            shards: 1,
+            limit: SessionStartLimit::default(),
+        }
+    }
 }
 
 impl Default for State {
@@ -154,6 +225,7 @@ impl Default for State {
             response_deadline: RESPONSE_DEADLINE,
             followup_ttl: FOLLOWUP_TTL,
             answered: HashMap::new(),
+            gateway: Gateway::default(),
         }
     }
 }
@@ -253,6 +325,20 @@ impl FakeDiscord {
         self.shared.lock().followup_ttl = ttl;
     }
 
+    /// The `session_start_limit` `GET /gateway/bot` answers with (default
+    /// [`SessionStartLimit::default`]).
+    pub fn set_session_start_limit(&self, limit: SessionStartLimit) {
+        self.shared.lock().gateway.limit = limit;
+    }
+
+    /// The `url` and `shards` `GET /gateway/bot` answers with (default [`GATEWAY_URL`] and 1),
+    /// for example the address of a fake gateway.
+    pub fn set_gateway(&self, url: impl Into<String>, shards: u32) {
+        let mut state = self.shared.lock();
+        state.gateway.url = url.into();
+        state.gateway.shards = shards;
+    }
+
     /// The requests received so far.
     pub fn requests(&self) -> Vec<ReceivedRequest> {
         self.shared.lock().log.clone()
@@ -306,7 +392,7 @@ async fn answer(shared: &Shared, request: Request<Incoming>) -> Response<Full<By
     let body_len = body.collect().await.map_or(0, |b| b.to_bytes().len());
     let path = parts.uri.path().to_owned();
     let query = parts.uri.query().map(str::to_owned);
-    let (reply, latency) = {
+    let (reply, latency, gateway) = {
         let mut state = shared.lock();
         state.log.push(ReceivedRequest {
             method: parts.method.clone(),
@@ -320,7 +406,7 @@ async fn answer(shared: &Shared, request: Request<Incoming>) -> Response<Full<By
             .pop_front()
             .or_else(|| state.always.clone())
             .unwrap_or(Reply::Route);
-        (reply, state.latency)
+        (reply, state.latency, state.gateway.clone())
     };
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
@@ -333,8 +419,9 @@ async fn answer(shared: &Shared, request: Request<Incoming>) -> Response<Full<By
     match reply {
         Reply::Status(status) => error(status),
         Reply::RateLimited { kind, retry_after } => rate_limited(kind, retry_after),
+        Reply::Edge(kind) => edge(kind),
         _ => interaction_deadline(shared, &parts.method, &path)
-            .unwrap_or_else(|| route(&parts.method, &path, query.as_deref())),
+            .unwrap_or_else(|| route(&parts.method, &path, query.as_deref(), &gateway)),
     }
 }
 
@@ -397,6 +484,51 @@ fn error(status: u16) -> Response<Full<Bytes>> {
         status.canonical_reason().unwrap_or("Error")
     );
     json_response(status, &json!({ "message": message, "code": 0 }))
+}
+
+/// A body with a `content-type`, no ratelimit header.
+fn page(
+    status: StatusCode,
+    content_type: &'static str,
+    body: &'static str,
+) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+/// The HTML of Cloudflare's 5xx pages, shortened.
+const CLOUDFLARE_5XX_PAGE: &str = "<!DOCTYPE html>\n<html><head><title>discord.com | 502: Bad gateway</title></head>\n<body><h1>Bad gateway</h1><span class=\"cf-error-code\">502</span>\n<p>The web server reported a bad gateway error.</p>\n<p>Cloudflare Ray ID: 8f2a1b3c4d5e6f70</p></body></html>\n";
+
+fn edge(kind: EdgeKind) -> Response<Full<Bytes>> {
+    match kind {
+        EdgeKind::Cloudflare1015 => page(
+            StatusCode::TOO_MANY_REQUESTS,
+            "text/html",
+            "error code: 1015",
+        ),
+        EdgeKind::RatelimitNoHeaders => page(
+            StatusCode::TOO_MANY_REQUESTS,
+            "application/json",
+            r#"{"message": "You are being rate limited.", "retry_after": 1.0, "global": false, "code": 0}"#,
+        ),
+        EdgeKind::InternalNetworkError => page(
+            StatusCode::FORBIDDEN,
+            "application/json",
+            r#"{"message": "internal network error", "code": 40333}"#,
+        ),
+        EdgeKind::Html5xx(status) => page(
+            StatusCode::from_u16(status)
+                .ok()
+                .filter(StatusCode::is_server_error)
+                .unwrap_or(StatusCode::BAD_GATEWAY),
+            "text/html; charset=UTF-8",
+            CLOUDFLARE_5XX_PAGE,
+        ),
+    }
 }
 
 fn insert(headers: &mut HeaderMap, name: &'static str, value: &str) {
@@ -502,7 +634,24 @@ fn guild(id: &str) -> Value {
 /// The id a new message gets: fixed, so answers are reproducible.
 const NEW_MESSAGE_ID: &str = "900000000000000100";
 
-fn route(method: &Method, path: &str, query: Option<&str>) -> Response<Full<Bytes>> {
+fn gateway_bot(gateway: &Gateway) -> Value {
+    let limit = &gateway.limit;
+    json!({
+        "url": gateway.url, "shards": gateway.shards,
+        "session_start_limit": {
+            "total": limit.total, "remaining": limit.remaining,
+            "reset_after": u64::try_from(limit.reset_after.as_millis()).unwrap_or(u64::MAX),
+            "max_concurrency": limit.max_concurrency
+        }
+    })
+}
+
+fn route(
+    method: &Method,
+    path: &str,
+    query: Option<&str>,
+    gateway: &Gateway,
+) -> Response<Full<Bytes>> {
     let Some(rest) = path
         .strip_prefix("/api/v")
         .and_then(|v| v.split_once('/'))
@@ -526,6 +675,8 @@ fn route(method: &Method, path: &str, query: Option<&str>) -> Response<Full<Byte
             (200, Some(message(channel, id)), "messages")
         }
         ("GET", ["guilds", id]) => (200, Some(guild(id)), "guilds"),
+        ("GET", ["gateway"]) => (200, Some(json!({ "url": gateway.url })), "gateway"),
+        ("GET", ["gateway", "bot"]) => (200, Some(gateway_bot(gateway)), "gateway"),
         ("POST", ["webhooks", _, _]) => {
             let wait = query.is_some_and(|q| q.split('&').any(|pair| pair == "wait=true"));
             if wait {
@@ -575,15 +726,74 @@ mod tests {
 
     #[test]
     fn routes_and_404s() {
-        let ok = route(&Method::GET, "/api/v10/users/@me", None);
+        let gateway = Gateway::default();
+        let route = |method: &Method, path: &str| route(method, path, None, &gateway);
+        let ok = route(&Method::GET, "/api/v10/users/@me");
         assert_eq!(ok.status(), 200);
         assert_eq!(ok.headers()["x-ratelimit-scope"], "user");
-        assert_eq!(route(&Method::GET, "/api/v10/nope", None).status(), 404);
-        assert_eq!(route(&Method::GET, "/nope", None).status(), 404);
+        assert_eq!(route(&Method::GET, "/api/v10/nope").status(), 404);
+        assert_eq!(route(&Method::GET, "/nope").status(), 404);
         assert_eq!(
-            route(&Method::POST, "/api/v10/webhooks/1/tok", None).status(),
+            route(&Method::POST, "/api/v10/webhooks/1/tok").status(),
             204
         );
+        assert_eq!(route(&Method::GET, "/api/v10/gateway").status(), 200);
+    }
+
+    async fn body(response: Response<Full<Bytes>>) -> String {
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn gateway_bot_answers_its_session_start_limit() {
+        let gateway = Gateway {
+            shards: 3,
+            limit: SessionStartLimit {
+                remaining: 10,
+                reset_after: Duration::from_millis(1_500),
+                ..SessionStartLimit::default()
+            },
+            ..Gateway::default()
+        };
+        let answer = route(&Method::GET, "/api/v10/gateway/bot", None, &gateway);
+        assert_eq!(answer.status(), 200);
+        let value: Value = serde_json::from_str(&body(answer).await).unwrap();
+        assert_eq!(value["shards"], 3);
+        assert_eq!(value["url"], GATEWAY_URL);
+        assert_eq!(
+            value["session_start_limit"],
+            json!({"total": 1000, "remaining": 10, "reset_after": 1500, "max_concurrency": 1})
+        );
+    }
+
+    #[tokio::test]
+    async fn edge_answers_look_like_cloudflares() {
+        let banned = edge(EdgeKind::Cloudflare1015);
+        assert_eq!(banned.status(), 429);
+        assert_eq!(banned.headers()["content-type"], "text/html");
+        assert!(
+            banned
+                .headers()
+                .keys()
+                .all(|k| !k.as_str().starts_with("x-ratelimit"))
+        );
+        assert!(!banned.headers().contains_key("retry-after"));
+        assert_eq!(body(banned).await, "error code: 1015");
+        let bare = edge(EdgeKind::RatelimitNoHeaders);
+        assert_eq!(bare.status(), 429);
+        assert!(
+            bare.headers()
+                .keys()
+                .all(|k| !k.as_str().starts_with("x-ratelimit"))
+        );
+        let internal = edge(EdgeKind::InternalNetworkError);
+        assert_eq!(internal.status(), 403);
+        assert!(body(internal).await.contains("40333"));
+        let page = edge(EdgeKind::Html5xx(521));
+        assert_eq!(page.status(), 521);
+        assert!(body(page).await.starts_with("<!DOCTYPE html>"));
+        assert_eq!(edge(EdgeKind::Html5xx(404)).status(), 502);
     }
 
     #[test]

@@ -3,12 +3,20 @@
 // Each test crate uses a part of these.
 #![allow(dead_code)]
 
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+
 use botscope_http::metrics::BoxError;
 use botscope_http::{DiscordProxy, DiscordProxyBuilder};
 use botscope_testkit::TestMetrics;
 use botscope_testkit::rest::FakeDiscord;
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Metadata, Subscriber};
 use twilight_http::Client;
 use twilight_http::error::ErrorType;
+
+pub(crate) mod official;
 
 /// A bot token of the real shape, to look for in scrapes and logs.
 pub(crate) const BOT_TOKEN: &str = "MTk4NjIyNDgzNDcxOTI1MjQ4.Cl2FMQ.ZnCjm1XVW7vRze4b7Cq4se7kKWs";
@@ -54,4 +62,56 @@ impl From<BoxError> for TheirError {
     fn from(error: BoxError) -> Self {
         Self(error.to_string())
     }
+}
+
+/// Every event and span field at every level, as text.
+#[derive(Clone, Default)]
+pub(crate) struct Capture(Arc<Mutex<String>>);
+
+impl Capture {
+    pub(crate) fn text(&self) -> String {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+struct Fields<'a>(&'a mut String);
+
+impl Visit for Fields<'_> {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        let _ = write!(self.0, " {}={value:?}", field.name());
+    }
+}
+
+impl Subscriber for Capture {
+    fn enabled(&self, _: &Metadata<'_>) -> bool {
+        true
+    }
+
+    fn new_span(&self, span: &Attributes<'_>) -> Id {
+        let mut text = self.0.lock().unwrap();
+        let _ = write!(text, "\nspan {}", span.metadata().name());
+        span.record(&mut Fields(&mut text));
+        Id::from_u64(1)
+    }
+
+    fn record(&self, _: &Id, values: &Record<'_>) {
+        values.record(&mut Fields(&mut self.0.lock().unwrap()));
+    }
+
+    fn record_follows_from(&self, _: &Id, _: &Id) {}
+
+    fn event(&self, event: &Event<'_>) {
+        let mut text = self.0.lock().unwrap();
+        let _ = write!(
+            text,
+            "\n{} {}",
+            event.metadata().level(),
+            event.metadata().target()
+        );
+        event.record(&mut Fields(&mut text));
+    }
+
+    fn enter(&self, _: &Id) {}
+
+    fn exit(&self, _: &Id) {}
 }
