@@ -29,7 +29,7 @@
 //! # Cardinality
 //!
 //! `command` is the application command's name through a
-//! [`LabelCap`](botscope_core::LabelCap) of [`DEFAULT_COMMAND_CAP`] values (then `other`;
+//! [`LabelCap`] of [`DEFAULT_COMMAND_CAP`] values (then `other`;
 //! [`CommandMetricsBuilder::command_cap`]), or a fixed word for other interactions (see
 //! [`interaction`](crate::interaction)): never a `custom_id`, an option or a token.
 

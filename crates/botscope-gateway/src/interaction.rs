@@ -3,7 +3,7 @@
 //!
 //! `type` is one of `ping`, `application_command`, `message_component`, `autocomplete`,
 //! `modal_submit` (else `other`). `command` is the application command's name for commands
-//! and autocomplete, through a [`LabelCap`](botscope_core::LabelCap); the component type for
+//! and autocomplete, through a [`LabelCap`]; the component type for
 //! components (`button`, `string_select`, `user_select`, `role_select`,
 //! `mentionable_select`, `channel_select`, else `other`); `modal` for a modal submit and
 //! `ping` for a ping. Never a `custom_id`, an option's value, a modal's text or a token: of

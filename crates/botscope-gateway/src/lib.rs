@@ -1,17 +1,23 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "cache")]
+pub mod cache;
 pub mod commands;
 pub mod interaction;
 #[cfg(feature = "lavalink")]
 pub mod lavalink;
 pub mod metrics;
+pub mod queue;
 mod tap;
 pub mod voice;
 
+#[cfg(feature = "cache")]
+pub use cache::{CacheMetrics, CacheMetricsBuilder};
 pub use commands::{CommandMetrics, CommandMetricsBuilder, CommandRun, TimedCommand};
 #[cfg(feature = "lavalink")]
 pub use lavalink::{LavalinkTap, LavalinkTapBuilder};
+pub use queue::{InstrumentedQueue, InstrumentedQueueBuilder};
 pub use tap::{GatewayTap, GatewayTapBuilder};
 pub use voice::{
     AttemptRecord, AudioTiming, TimedAttempt, TimedAudio, VoiceAttempt, VoiceMetrics,

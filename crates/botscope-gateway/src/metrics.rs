@@ -44,6 +44,43 @@ pub const COMMANDS: &str = "commands";
 /// which resolve Discord's 3-second response deadline.
 pub const COMMAND_DURATION_BUCKETS: [f64; 13] = botscope_core::buckets::INTERACTION_BUCKETS;
 
+/// Gauge of the gateway commands a shard may send now, by `shard` (twilight's
+/// `CommandRatelimiter::available`).
+pub const GATEWAY_COMMANDS_AVAILABLE: &str = "gateway_commands_available";
+/// Gauge of the gateway commands a shard may send per 60 s, heartbeats reserved, by `shard`
+/// (twilight's `CommandRatelimiter::max`).
+pub const GATEWAY_COMMANDS_MAX: &str = "gateway_commands_max";
+/// Counter of RATE_LIMITED gateway events by `shard` and `opcode`.
+pub const GATEWAY_RATELIMITED: &str = "gateway_ratelimited";
+/// Histogram of the time a shard waited in the identify queue, in seconds, by `shard`.
+pub const GATEWAY_IDENTIFY_WAIT: &str = "gateway_identify_wait";
+/// Gauge of the shards waiting in the identify queue now.
+pub const GATEWAY_IDENTIFY_QUEUE_DEPTH: &str = "gateway_identify_queue_depth";
+/// Histogram of receive time minus snowflake time of MESSAGE_CREATE and INTERACTION_CREATE,
+/// in seconds, by `shard`.
+pub const GATEWAY_DISPATCH_LAG: &str = "gateway_dispatch_lag";
+/// Gauge of a twilight-cache-inmemory cache's entries, by `resource`.
+pub const CACHE_ENTRIES: &str = "cache_entries";
+
+/// Bucket bounds of the identify wait, in seconds: the default buckets, then on to two
+/// minutes, since a shard waits 5 s per identify ahead of it in its bucket.
+pub const IDENTIFY_WAIT_BUCKETS: [f64; 15] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0,
+];
+/// Bucket bounds of the dispatch lag, in seconds: the default buckets.
+pub const DISPATCH_LAG_BUCKETS: [f64; 11] = botscope_core::buckets::DEFAULT_BUCKETS;
+
+/// The tap reads a shard's command ratelimiter on its first event of each type, on every
+/// event of the gateway's own (HELLO, HEARTBEAT_ACK, CLOSE…), on READY and RESUMED, and
+/// on every this-many-th event of each dispatch type after that.
+pub const COMMANDS_REFRESH_EVERY: u64 = 64;
+
+/// The tap samples the dispatch lag on a shard's first MESSAGE_CREATE (and
+/// INTERACTION_CREATE) and on every this-many-th after that: a wall-clock read and a
+/// histogram sample on every event would cost more than the tap's budget (see
+/// [`GatewayTap::observe`](crate::GatewayTap::observe)).
+pub const DISPATCH_LAG_SAMPLE_EVERY: u64 = 8;
+
 /// Unit of every duration: seconds.
 pub const SECONDS: &str = "s";
 
@@ -67,6 +104,10 @@ pub const TYPE: &str = "type";
 pub const COMMAND: &str = "command";
 /// Label key of the Lavalink node.
 pub const NODE: &str = "node";
+/// Label key of the gateway opcode a RATE_LIMITED event is about.
+pub const OPCODE: &str = "opcode";
+/// Label key of a cache resource.
+pub const RESOURCE: &str = "resource";
 
 /// `kind` of a reconnection that resumed the session.
 pub const RESUME: &str = "resume";
@@ -84,6 +125,18 @@ pub const SHARD_STATUSES: [&str; 5] = [
     "disconnected",
     "fatally_closed",
 ];
+
+/// The `opcode` label of a gateway opcode: its number (`"8"`) for the opcodes Discord
+/// defines (0 to 11), else `other`.
+pub const fn opcode_label(opcode: u64) -> &'static str {
+    const NAMES: [&str; 12] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11"];
+    // 5 is unassigned.
+    if opcode < NAMES.len() as u64 && opcode != 5 {
+        NAMES[opcode as usize]
+    } else {
+        "other"
+    }
+}
 
 /// The index of a shard state in [`SHARD_STATUSES`].
 pub(crate) const fn status_index(state: ShardState) -> usize {
@@ -135,6 +188,23 @@ mod tests {
             event_type_name(EventType::GatewayHeartbeatAck),
             "HEARTBEAT_ACK"
         );
+    }
+
+    #[test]
+    fn opcodes_are_numbers_and_unknown_ones_other() {
+        assert_eq!(opcode_label(8), "8");
+        assert_eq!(opcode_label(0), "0");
+        assert_eq!(opcode_label(11), "11");
+        assert_eq!(opcode_label(5), "other");
+        assert_eq!(opcode_label(12), "other");
+        assert_eq!(opcode_label(u64::MAX), "other");
+    }
+
+    #[test]
+    fn identify_buckets_reach_past_the_alert_threshold() {
+        assert!(IDENTIFY_WAIT_BUCKETS.windows(2).all(|w| w[0] < w[1]));
+        assert!(IDENTIFY_WAIT_BUCKETS.contains(&30.0));
+        assert!(IDENTIFY_WAIT_BUCKETS.ends_with(&[120.0]));
     }
 
     #[test]

@@ -3,9 +3,11 @@
 
 use std::time::Duration;
 
-use botscope_gateway::GatewayTap;
-use botscope_testkit::gateway::{FakeGateway, FakeGuild};
-use botscope_testkit::interaction::FakeInteraction;
+use std::time::SystemTime;
+
+use botscope_gateway::{GatewayTap, InstrumentedQueue};
+use botscope_testkit::gateway::{FakeGateway, FakeGuild, message_json, rate_limited_json_twilight};
+use botscope_testkit::interaction::{FakeInteraction, snowflake_at};
 use botscope_testkit::{Scrape, TestMetrics};
 use serde_json::json;
 use tokio::sync::oneshot;
@@ -15,6 +17,8 @@ use twilight_gateway::{
 };
 use twilight_model::application::interaction::{Interaction, InteractionData};
 use twilight_model::gateway::event::EventType;
+use twilight_model::gateway::payload::outgoing::RequestGuildMembers;
+use twilight_model::id::Id;
 
 const EVENTS: &str = "disruptor_gateway_events_total";
 const GUILDS: &str = "disruptor_discord_guild_count";
@@ -27,6 +31,12 @@ const VOICE_ACTIVE: &str = "disruptor_voice_connections_active";
 const INTERACTIONS: &str = "disruptor_interactions_total";
 const COMMANDS: &str = "disruptor_commands_total";
 const COMMAND_DURATION: &str = "disruptor_command_duration_seconds";
+const COMMANDS_AVAILABLE: &str = "disruptor_gateway_commands_available";
+const COMMANDS_MAX: &str = "disruptor_gateway_commands_max";
+const RATELIMITED: &str = "disruptor_gateway_ratelimited_total";
+const IDENTIFY_WAIT: &str = "disruptor_gateway_identify_wait_seconds";
+const IDENTIFY_DEPTH: &str = "disruptor_gateway_identify_queue_depth";
+const DISPATCH_LAG: &str = "disruptor_gateway_dispatch_lag_seconds";
 
 /// Lets every shard identify at once: the default queue spaces identifies 5 s apart.
 #[derive(Clone, Copy, Debug)]
@@ -40,15 +50,26 @@ impl Queue for NoWait {
     }
 }
 
-struct Harness {
+struct Harness<Q = NoWait> {
     gateway: FakeGateway,
     metrics: TestMetrics,
     tap: GatewayTap,
-    shards: Vec<Shard<NoWait>>,
+    shards: Vec<Shard<Q>>,
 }
 
 impl Harness {
     async fn new(heartbeat: Duration, guilds: [Vec<FakeGuild>; 2]) -> Self {
+        Self::with_queue(heartbeat, guilds, |_| NoWait).await
+    }
+}
+
+impl<Q: Queue + Clone + Unpin> Harness<Q> {
+    /// Two shards sharing the queue that `queue` builds (it may record into the metrics).
+    async fn with_queue(
+        heartbeat: Duration,
+        guilds: [Vec<FakeGuild>; 2],
+        queue: impl FnOnce(&TestMetrics) -> Q,
+    ) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let gateway = FakeGateway::builder()
             .heartbeat_interval(heartbeat)
@@ -60,11 +81,12 @@ impl Harness {
         }
         let metrics = TestMetrics::new("disruptor");
         let tap = GatewayTap::builder().meter(metrics.meter()).build();
+        let queue = queue(&metrics);
         let shards = (0..2)
             .map(|id| {
                 let config = ConfigBuilder::new("fake-token".to_owned(), Intents::all())
                     .proxy_url(gateway.url())
-                    .queue(NoWait)
+                    .queue(queue.clone())
                     .build();
                 Shard::with_config(ShardId::new(id, 2), config)
             })
@@ -103,6 +125,13 @@ impl Harness {
 
     async fn until_kind(&mut self, id: usize, kind: EventType) -> Vec<EventType> {
         self.until(id, |event| event.kind() == kind).await
+    }
+
+    /// Polls both shards until READY.
+    async fn until_ready(&mut self) {
+        for id in 0..2 {
+            self.until_kind(id, EventType::Ready).await;
+        }
     }
 
     fn scrape(&self) -> Scrape {
@@ -198,8 +227,7 @@ async fn guild_counts_per_shard_follow_ready_creates_and_deletes() {
 #[tokio::test]
 async fn message_streams_are_counted_per_shard_and_type() {
     let mut h = Harness::new(Duration::from_secs(30), [Vec::new(), Vec::new()]).await;
-    h.until_kind(0, EventType::Ready).await;
-    h.until_kind(1, EventType::Ready).await;
+    h.until_ready().await;
 
     let streams = [
         h.gateway.stream_messages(0, 40, 400),
@@ -333,8 +361,7 @@ async fn status_reconnects_close_codes_and_latency() {
 #[tokio::test]
 async fn voice_active_follows_the_bots_own_voice_state() {
     let mut h = Harness::new(Duration::from_secs(30), [Vec::new(), Vec::new()]).await;
-    h.until_kind(0, EventType::Ready).await;
-    h.until_kind(1, EventType::Ready).await;
+    h.until_ready().await;
     let bot = h.gateway.bot_user_id();
 
     h.gateway.voice_state_update(0, 5, bot, Some(50));
@@ -502,4 +529,233 @@ async fn interactions_are_counted_by_type_and_capped_command_without_user_text()
         );
         assert!(!text.contains("fake-interaction-token"), "a token leaked");
     }
+}
+
+#[tokio::test]
+async fn send_ratelimit_gauges_fall_after_a_burst_of_commands() {
+    // A 200 ms heartbeat: ACKs refresh the gauges often, and twilight reserves its maximum.
+    let mut h = Harness::new(Duration::from_millis(200), [Vec::new(), Vec::new()]).await;
+    h.until_kind(0, EventType::Ready).await;
+    h.until_kind(0, EventType::GatewayHeartbeatAck).await;
+    let scrape = h.scrape();
+    // 120 per 60 s, less the heartbeats reserved: twilight keeps at least 110.
+    assert_eq!(scrape.value(COMMANDS_MAX, &[("shard", "0")]), Some(110.0));
+    let before = scrape
+        .value(COMMANDS_AVAILABLE, &[("shard", "0")])
+        .expect("the shard has a ratelimiter");
+    // IDENTIFY took one permit.
+    assert!((100.0..=109.0).contains(&before), "{before}");
+    // Shard 1 never connected: no ratelimiter, no series.
+    assert_eq!(scrape.value(COMMANDS_MAX, &[("shard", "1")]), None);
+
+    for n in 0..30 {
+        let request = RequestGuildMembers::builder(Id::new(1))
+            .nonce(format!("burst-{n}"))
+            .query("", None);
+        h.shards[0].command(&request);
+    }
+    // The commands leave on the next poll; the ACK after them refreshes the gauges.
+    h.until_kind(0, EventType::GatewayHeartbeatAck).await;
+    h.until_kind(0, EventType::GatewayHeartbeatAck).await;
+    let scrape = h.scrape();
+    let after = scrape
+        .value(COMMANDS_AVAILABLE, &[("shard", "0")])
+        .expect("the shard has a ratelimiter");
+    assert!(after <= before - 30.0, "{before} -> {after}");
+    assert_eq!(scrape.value(COMMANDS_MAX, &[("shard", "0")]), Some(110.0));
+}
+
+#[tokio::test]
+async fn rate_limited_is_counted_by_opcode_in_discords_shape_and_twilights() {
+    let mut h = Harness::new(Duration::from_secs(30), [Vec::new(), Vec::new()]).await;
+    h.until_ready().await;
+
+    // Discord's payload, which twilight-model 0.18 yields as a deserializing error.
+    h.gateway.rate_limited(0, 8, 5.0, 77, Some("SECRET-nonce"));
+    h.gateway.rate_limited(0, 8, 2.5, 77, None);
+    // The shape twilight parses into `Event::RateLimited`.
+    h.gateway.dispatch(
+        1,
+        "RATE_LIMITED",
+        rate_limited_json_twilight(8, 5.0, 77, Some("SECRET-nonce")),
+    );
+    h.gateway.message_create(0, 1, "after");
+    h.gateway.message_create(1, 1, "after");
+    h.until_kind(0, EventType::MessageCreate).await;
+    let seen = h.until_kind(1, EventType::MessageCreate).await;
+    assert!(seen.contains(&EventType::RateLimited), "{seen:?}");
+
+    let scrape = h.scrape();
+    let limited = |shard| scrape.value(RATELIMITED, &[("shard", shard), ("opcode", "8")]);
+    assert_eq!((limited("0"), limited("1")), (Some(2.0), Some(1.0)));
+    assert_eq!(events(&scrape, "1", "RATE_LIMITED"), Some(1.0));
+    assert!(!scrape.text().contains("SECRET"));
+    assert!(!scrape.text().contains("\"77\""));
+}
+
+/// Lets shard 0 identify at once and shard 1 after 200 ms.
+#[derive(Clone, Copy, Debug)]
+struct Staggered;
+
+impl Queue for Staggered {
+    fn enqueue(&self, id: u32) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200) * id).await;
+            let _ = tx.send(());
+        });
+        rx
+    }
+}
+
+#[tokio::test]
+async fn identify_waits_of_two_shards_through_one_queue() {
+    let mut h = Harness::with_queue(Duration::from_secs(30), [Vec::new(), Vec::new()], |m| {
+        InstrumentedQueue::builder(Staggered)
+            .meter(m.meter())
+            .build()
+    })
+    .await;
+    h.until_ready().await;
+
+    let scrape = h.scrape();
+    let waited = |shard: &str, what: &str| {
+        scrape
+            .value(&format!("{IDENTIFY_WAIT}_{what}"), &[("shard", shard)])
+            .unwrap_or_else(|| panic!("no identify wait {what} for shard {shard}"))
+    };
+    assert_eq!(waited("0", "count"), 1.0);
+    assert_eq!(waited("1", "count"), 1.0);
+    assert!(waited("0", "sum") < 0.1, "{}", waited("0", "sum"));
+    assert!(
+        (0.2..5.0).contains(&waited("1", "sum")),
+        "{}",
+        waited("1", "sum")
+    );
+    assert_eq!(
+        scrape.value(
+            &format!("{IDENTIFY_WAIT}_bucket"),
+            &[("shard", "1"), ("le", "0.1")]
+        ),
+        Some(0.0)
+    );
+    assert_eq!(scrape.value(IDENTIFY_DEPTH, &[]), Some(0.0));
+    assert_eq!((h.gateway.identifies(0), h.gateway.identifies(1)), (1, 1));
+}
+
+#[tokio::test]
+async fn dispatch_lag_of_message_and_interaction_creates() {
+    let mut h = Harness::new(Duration::from_secs(30), [Vec::new(), Vec::new()]).await;
+    h.until_kind(0, EventType::Ready).await;
+
+    // Minted 2 s ago: Discord took 2 s to deliver them.
+    let minted = SystemTime::now() - Duration::from_secs(2);
+    h.gateway.dispatch(
+        0,
+        "MESSAGE_CREATE",
+        message_json(snowflake_at(minted), 1, "late"),
+    );
+    h.gateway.dispatch(
+        0,
+        "INTERACTION_CREATE",
+        FakeInteraction::command("ping").minted_at(minted).json(),
+    );
+    h.until_kind(0, EventType::InteractionCreate).await;
+
+    let scrape = h.scrape();
+    let lag = |what: &str, labels: &[(&str, &str)]| {
+        scrape.value(&format!("{DISPATCH_LAG}_{what}"), labels)
+    };
+    assert_eq!(lag("count", &[("shard", "0")]), Some(2.0));
+    let sum = lag("sum", &[("shard", "0")]).expect("a lag sum");
+    assert!((4.0..6.0).contains(&sum), "{sum}");
+    assert_eq!(lag("bucket", &[("shard", "0"), ("le", "1")]), Some(0.0));
+    assert_eq!(lag("bucket", &[("shard", "0"), ("le", "5")]), Some(2.0));
+    assert_eq!(lag("count", &[("shard", "1")]), None);
+}
+
+#[cfg(feature = "cache")]
+#[tokio::test]
+async fn cache_gauges_after_guild_create() {
+    use std::sync::Arc;
+
+    use botscope_gateway::CacheMetrics;
+    use twilight_cache_inmemory::DefaultInMemoryCache;
+
+    const ENTRIES: &str = "disruptor_cache_entries";
+
+    let mut h = Harness::new(
+        Duration::from_secs(30),
+        [
+            vec![
+                FakeGuild::available(1),
+                FakeGuild::available(2),
+                FakeGuild::unavailable(3),
+            ],
+            Vec::new(),
+        ],
+    )
+    .await;
+    let cache = Arc::new(DefaultInMemoryCache::new());
+    let _gauges = CacheMetrics::builder(&cache)
+        .meter(h.metrics.meter())
+        .build();
+    // The bot's event loop, which updates the cache with every event, until a GUILD_CREATE.
+    let until_guild = |id: u64| {
+        let cache = Arc::clone(&cache);
+        move |event: &Event| {
+            cache.update(event);
+            matches!(event, Event::GuildCreate(g) if g.id().get() == id)
+        }
+    };
+    let assert_entries = |scrape: Scrape, expected: &[(&str, f64)]| {
+        for (resource, count) in expected {
+            let found = scrape.value(ENTRIES, &[("resource", resource)]);
+            assert_eq!(found, Some(*count), "{resource}");
+        }
+    };
+
+    h.until(0, until_guild(2)).await;
+    assert_entries(
+        h.scrape(),
+        &[
+            ("guilds", 2.0),
+            ("unavailable_guilds", 1.0),
+            ("channels", 0.0),
+        ],
+    );
+
+    // A guild with a channel, two roles and a member.
+    let mut guild = json!({
+        "id": "4", "name": "guild 4", "owner_id": "1000", "afk_timeout": 300,
+        "default_message_notifications": 0, "explicit_content_filter": 0, "features": [],
+        "mfa_level": 0, "nsfw_level": 0, "preferred_locale": "en-US",
+        "premium_progress_bar_enabled": false, "system_channel_flags": 0,
+        "verification_level": 0, "voice_states": [],
+    });
+    guild["channels"] = json!([{ "id": "40", "type": 0, "name": "general", "position": 0 }]);
+    guild["roles"] = json!([41, 42].map(|id| json!({
+        "id": id.to_string(), "name": "role", "color": 0, "hoist": false, "managed": false,
+        "mentionable": false, "permissions": "0", "position": 0, "flags": 0,
+        "colors": { "primary_color": 0, "secondary_color": null, "tertiary_color": null },
+    })));
+    guild["members"] = json!([{
+        "user": { "id": "1000", "username": "someone", "discriminator": "0001", "avatar": null },
+        "roles": ["41"], "joined_at": "2024-01-01T00:00:00.000000+00:00",
+        "deaf": false, "mute": false, "flags": 0,
+    }]);
+    h.gateway.dispatch(0, "GUILD_CREATE", guild);
+    h.until(0, until_guild(4)).await;
+    assert_entries(
+        h.scrape(),
+        &[
+            ("guilds", 3.0),
+            ("unavailable_guilds", 1.0),
+            ("channels", 1.0),
+            ("roles", 2.0),
+            ("members", 1.0),
+            ("users", 1.0),
+            ("voice_states", 0.0),
+        ],
+    );
 }

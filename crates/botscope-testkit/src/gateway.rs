@@ -3,7 +3,8 @@
 //! [`FakeGateway`] speaks enough of Discord's gateway protocol (JSON, no compression) for real
 //! twilight-gateway shards: HELLO, IDENTIFY → READY (whose `resume_gateway_url` points back at
 //! the fake) followed by a GUILD_CREATE per available guild, heartbeats → ACKs, RESUME →
-//! RESUMED, and on request dispatches, RECONNECT, INVALID_SESSION and close codes. Commands
+//! RESUMED, and on request dispatches (RATE_LIMITED among them), RECONNECT, INVALID_SESSION
+//! and close codes. Commands
 //! address a shard by its id and wait in a queue until the shard has a session; a command
 //! sent while a connection is closing may go to that connection and be lost, so send them
 //! once the shard has reported READY or RESUMED.
@@ -252,6 +253,26 @@ impl FakeGateway {
         let minted = interaction.minted();
         self.dispatch(shard, "INTERACTION_CREATE", minted.json());
         minted
+    }
+
+    /// Sends RATE_LIMITED for a command of `opcode` (Discord sends it today only for 8,
+    /// Request Guild Members), in Discord's shape: `{"opcode": 8, "retry_after": 5.0,
+    /// "meta": {"guild_id": "…", "nonce": "…"}}` ([`rate_limited_json`]).
+    ///
+    /// twilight-model 0.18 reads `meta` as `{"RequestGuildMembers": {…}}` instead, so a
+    /// twilight shard yields Discord's payload as a deserializing error; send
+    /// [`rate_limited_json_twilight`] through [`dispatch`](Self::dispatch) for the shape it
+    /// parses into `Event::RateLimited`.
+    pub fn rate_limited(
+        &self,
+        shard: u32,
+        opcode: u8,
+        retry_after: f64,
+        guild_id: u64,
+        nonce: Option<&str>,
+    ) {
+        let data = rate_limited_json(opcode, retry_after, guild_id, nonce);
+        self.dispatch(shard, "RATE_LIMITED", data);
     }
 
     /// Sends `count` MESSAGE_CREATE events to `shard`, one every `1 / per_second` seconds.
@@ -621,6 +642,33 @@ fn guild_json(id: u64) -> Value {
     })
 }
 
+/// The `d` of a RATE_LIMITED dispatch as Discord sends it (discord-api-docs #7760).
+pub fn rate_limited_json(
+    opcode: u8,
+    retry_after: f64,
+    guild_id: u64,
+    nonce: Option<&str>,
+) -> Value {
+    json!({
+        "opcode": opcode,
+        "retry_after": retry_after,
+        "meta": { "guild_id": guild_id.to_string(), "nonce": nonce },
+    })
+}
+
+/// The `d` of a RATE_LIMITED dispatch in the shape twilight-model 0.18 deserializes, with
+/// `meta` tagged by the variant of its `RateLimitMetadata`.
+pub fn rate_limited_json_twilight(
+    opcode: u8,
+    retry_after: f64,
+    guild_id: u64,
+    nonce: Option<&str>,
+) -> Value {
+    let mut data = rate_limited_json(opcode, retry_after, guild_id, nonce);
+    data["meta"] = json!({ "RequestGuildMembers": data["meta"].take() });
+    data
+}
+
 /// The JSON of a MESSAGE_CREATE (or a REST message) that twilight-model accepts; add `guild_id`
 /// for a guild message.
 pub fn message_json(id: u64, channel_id: u64, content: &str) -> Value {
@@ -770,6 +818,15 @@ mod tests {
         )
         .await;
         assert_eq!(recv(&mut client).await["t"], "READY");
+
+        gateway.rate_limited(0, 8, 5.0, 41, Some("n-1"));
+        let limited = recv(&mut client).await;
+        assert_eq!(limited["op"], 0);
+        assert_eq!(limited["t"], "RATE_LIMITED");
+        assert_eq!(
+            limited["d"],
+            json!({"opcode": 8, "retry_after": 5.0, "meta": {"guild_id": "41", "nonce": "n-1"}})
+        );
 
         gateway.reconnect(0);
         assert_eq!(recv(&mut client).await, json!({"op": 7, "d": null}));

@@ -18,7 +18,8 @@ pub use botscope_core as core;
 #[cfg(feature = "http")]
 pub use botscope_http as http;
 
-/// The twilight-gateway event tap, voice and Lavalink metrics.
+/// The twilight-gateway event tap, identify queue, voice and Lavalink metrics; with feature
+/// `cache`, the sizes of a twilight-cache-inmemory cache.
 #[cfg(feature = "gateway")]
 pub use botscope_gateway as gateway;
 
