@@ -8,7 +8,7 @@ use botscope_tests::demo::Demo;
 
 /// Every family of the catalogue as the demo (namespace `disruptor`, feature `jemalloc`)
 /// exposes it, by the sample name a histogram or counter shows.
-const FAMILIES: [&str; 43] = [
+const FAMILIES: [&str; 55] = [
     "disruptor_scheduler_job_duration_seconds_bucket",
     "disruptor_scheduler_jobs_total",
     "disruptor_scheduler_active_jobs",
@@ -52,6 +52,19 @@ const FAMILIES: [&str; 43] = [
     "process_threads",
     "process_virtual_memory_bytes",
     "target_info",
+    // Discord's limits
+    "disruptor_discord_api_edge_errors_total",
+    "disruptor_gateway_session_starts_remaining",
+    "disruptor_gateway_session_starts_total_limit",
+    "disruptor_gateway_session_starts_reset_seconds",
+    "disruptor_gateway_max_concurrency",
+    "disruptor_gateway_commands_available",
+    "disruptor_gateway_commands_max",
+    "disruptor_gateway_ratelimited_total",
+    "disruptor_gateway_identify_wait_seconds_bucket",
+    "disruptor_gateway_identify_queue_depth",
+    "disruptor_gateway_dispatch_lag_seconds_bucket",
+    "disruptor_cache_entries",
 ];
 
 /// A series the demo's interactions must show, and how to tell it is there.

@@ -21,8 +21,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use botscope::gateway::cache::CacheMetrics;
 use botscope::gateway::lavalink::LavalinkTap;
-use botscope::gateway::{CommandMetrics, GatewayTap, VoiceMetrics};
+use botscope::gateway::{CommandMetrics, GatewayTap, InstrumentedQueue, VoiceMetrics};
 use botscope::http::DiscordProxy;
 use botscope::jobs::{Job, SchedulerRegistry, cron};
 use botscope::{DEFAULT_LISTEN, Telemetry};
@@ -30,6 +31,8 @@ use botscope_testkit::Scrape;
 use db::Db;
 use sim::Sim;
 use tokio_cron_scheduler::JobScheduler;
+use twilight_cache_inmemory::{DefaultInMemoryCache, ResourceType};
+use twilight_gateway::queue::InMemoryQueue;
 use twilight_gateway::{
     ConfigBuilder, Event, EventTypeFlags, Intents, Shard, ShardId, StreamExt as _,
 };
@@ -52,6 +55,8 @@ struct Bot {
     voice: VoiceMetrics,
     commands: CommandMetrics,
     lavalink: LavalinkTap,
+    /// What the bot knows of its guilds, channels and members, sized in `N_cache_entries`.
+    cache: Arc<DefaultInMemoryCache>,
     /// The embedded fake, when there is no token.
     sim: Option<Arc<Sim>>,
     /// Guilds whose voice channel the bot is in.
@@ -156,14 +161,37 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .set_global_commands(&commands)
         .await?;
 
+    // The day's session starts (published by the proxy as it passes), and an identify queue
+    // sized by them, whose waits are measured.
+    let limit = http
+        .gateway()
+        .authed()
+        .await?
+        .model()
+        .await?
+        .session_start_limit;
+    let queue = InstrumentedQueue::new(InMemoryQueue::new(
+        limit.max_concurrency,
+        limit.remaining,
+        Duration::from_millis(limit.reset_after),
+        limit.total,
+    ));
+
     let db = Db::connect(settings.database_url.as_deref()).await?;
     let tap = GatewayTap::new();
+    let cache = Arc::new(
+        DefaultInMemoryCache::builder()
+            .resource_types(ResourceType::GUILD | ResourceType::CHANNEL | ResourceType::VOICE_STATE)
+            .build(),
+    );
+    let _cache_metrics = CacheMetrics::new(&cache);
     let bot = Arc::new(Bot {
         http,
         db,
         voice: tap.voice(),
         commands: tap.commands(),
         lavalink: LavalinkTap::builder().node("main").build(),
+        cache,
         sim: sim.clone(),
         in_voice: Mutex::new(Vec::new()),
     });
@@ -172,7 +200,8 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         let mut config = ConfigBuilder::new(
             token.clone(),
             Intents::GUILDS | Intents::GUILD_MESSAGES | Intents::GUILD_VOICE_STATES,
-        );
+        )
+        .queue(queue.clone());
         if let Some(sim) = &sim {
             config = config.proxy_url(sim.gateway.url());
         }
@@ -236,11 +265,15 @@ fn summarize(scrape: &Scrape) -> String {
     )
 }
 
+/// The identify queue every shard of this process shares.
+type Queue = InstrumentedQueue<InMemoryQueue>;
+
 /// One shard's event loop: the tap sees every item first, then the bot handles it.
-async fn run_shard(mut shard: Shard, tap: GatewayTap, bot: Arc<Bot>) {
+async fn run_shard(mut shard: Shard<Queue>, tap: GatewayTap, bot: Arc<Bot>) {
     while let Some(item) = shard.next_event(EventTypeFlags::all()).await {
         tap.observe(&shard, &item);
         let Ok(event) = item else { continue };
+        bot.cache.update(&event);
         let bot = Arc::clone(&bot);
         match event {
             Event::GuildCreate(guild) => {

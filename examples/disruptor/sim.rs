@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use botscope_testkit::gateway::{FakeGateway, FakeGuild, message_json};
 use botscope_testkit::interaction::FakeInteraction;
-use botscope_testkit::rest::{FakeDiscord, RateLimitKind, Reply};
+use botscope_testkit::rest::{EdgeKind, FakeDiscord, RateLimitKind, Reply};
 use twilight_lavalink::model::IncomingEvent;
 
 /// Guilds per shard at start-up; one of them stays in an outage.
@@ -143,6 +143,12 @@ impl Sim {
                 }
                 // a replayed message: the command log's unique key rejects it
                 12 => self.replay(shard, home, 1, "!ping"),
+                // Discord's edge refuses a request (an IP on its way to a ban)
+                16 => self.rest.push(Reply::Edge(EdgeKind::InternalNetworkError)),
+                // a member request too many: the gateway answers RATE_LIMITED
+                24 => self
+                    .gateway
+                    .rate_limited(shard, 8, 2.5, home, Some("members")),
                 // op 7: the shard resumes
                 20 if shard == shards[0] => self.gateway.reconnect(shard),
                 // a new guild joins, another leaves
