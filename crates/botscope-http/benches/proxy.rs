@@ -49,10 +49,11 @@ fn bench(c: &mut Criterion) {
             .spawn()
             .await
             .expect("proxy");
+        // The bot's own TLS, as twilight-http needs it.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let via_proxy = proxy
             .configure(Client::builder().token(TOKEN.to_owned()))
             .build();
-        botscope_http::install_crypto_provider();
         let direct = Client::builder()
             .token(TOKEN.to_owned())
             .proxy(fake.host(), true)

@@ -25,7 +25,6 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Once;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -53,19 +52,6 @@ pub const DEFAULT_UPSTREAM: &str = "https://discord.com";
 
 /// How long the proxy waits for an upstream response head before answering 504.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Installs rustls' `ring` provider as the process default, once; a provider installed
-/// earlier (by the application or another crate) is kept.
-///
-/// twilight-http's `ClientBuilder::build` and twilight-gateway's shards panic without a
-/// process-level provider, so [`DiscordProxy`](crate::DiscordProxy) calls this for you.
-pub fn install_crypto_provider() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        // An error means a provider is already installed, which is all we need.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
-}
 
 /// Why [`Forward`] answered a request itself: the marker it leaves in the extensions of
 /// that response. See the [module docs](self).
@@ -234,7 +220,7 @@ where
     B::Error: Into<Box<dyn StdError + Send + Sync>>,
 {
     pub(crate) fn new(upstream: Upstream, timeout: Duration) -> Result<Self, rustls::Error> {
-        install_crypto_provider();
+        // An explicit provider for our own client: the process default is the bot's to choose.
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())?
             .https_or_http()

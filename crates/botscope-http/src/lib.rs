@@ -12,7 +12,7 @@ pub mod route;
 pub mod session;
 
 pub use edge::{EdgeErrorKind, ErrorBody};
-pub use forward::{Forward, ForwardErrorType, install_crypto_provider};
+pub use forward::{Forward, ForwardErrorType};
 pub use instruments::{
     CLOCK_SKEW, EDGE_ERRORS, INTERACTION_FOLLOWUPS, INTERACTION_RESPONSE, INTERACTION_RESPONSES,
     INVALID_REQUESTS, INVALID_WINDOW, MAX_CONCURRENCY, RATELIMIT_WAIT, RATELIMITED,

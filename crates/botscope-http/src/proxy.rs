@@ -381,8 +381,12 @@ impl DiscordProxy {
     /// ratelimit bucket is part of the HTTP round trip that twilight-http times, and its
     /// default 10 s would fail calls that twilight's own limiter lets wait. Set a shorter
     /// one with [`DiscordProxyBuilder::client_timeout`] (or `timeout` after this call).
+    ///
+    /// twilight-http's `build()` needs a process-wide rustls crypto provider; choosing it is
+    /// the bot's business, and botscope installs none: call
+    /// `rustls::crypto::ring::default_provider().install_default()` (or aws-lc-rs's) once at
+    /// start-up, as a bot without botscope does.
     pub fn configure(&self, builder: ClientBuilder) -> ClientBuilder {
-        forward::install_crypto_provider();
         builder
             .proxy(self.local_addr.to_string(), true)
             .ratelimiter(None)

@@ -29,6 +29,12 @@ pub(crate) fn status_of(error: &twilight_http::Error) -> u16 {
     }
 }
 
+/// The bot's own TLS: twilight-http's `build()` needs a process-wide crypto provider, which
+/// botscope leaves to the bot.
+pub(crate) fn install_tls() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// A proxy to `fake` recording into `metrics`, built further by `build`, and a twilight-http
 /// client configured for it.
 pub(crate) async fn proxy_to(
@@ -40,6 +46,7 @@ pub(crate) async fn proxy_to(
         .upstream(fake.url())
         .meter(metrics.meter());
     let proxy = build(builder).spawn().await.expect("proxy");
+    install_tls();
     let client = proxy
         .configure(Client::builder().token(BOT_TOKEN.to_owned()))
         .build();
