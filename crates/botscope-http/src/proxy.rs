@@ -69,7 +69,7 @@ use tower::{Layer, Service, ServiceBuilder};
 use twilight_http::client::ClientBuilder;
 use twilight_http_ratelimiting::RateLimiter;
 
-use crate::forward::{self, DEFAULT_TIMEOUT, DEFAULT_UPSTREAM, Forward, Upstream, own_response};
+use crate::forward::{DEFAULT_TIMEOUT, DEFAULT_UPSTREAM, Forward, Upstream, own_response};
 use crate::metrics::{BoxError, DiscordMetricsLayer};
 use crate::ratelimit::RateLimitLayer;
 use crate::route::Routes;
