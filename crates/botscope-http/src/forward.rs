@@ -25,6 +25,7 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -40,6 +41,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use opentelemetry::StringValue;
 use pin_project_lite::pin_project;
+use rustls::crypto::CryptoProvider;
 use tower::Service;
 
 use crate::edge::{ErrorBody, MAX_ERROR_BODY};
@@ -64,6 +66,10 @@ pub enum ForwardErrorType {
     Timeout,
     /// The request's path and the upstream base make no valid URI: 502.
     InvalidUri,
+    /// No rustls crypto provider to open TLS with: none was given to the proxy and none is
+    /// installed for the process (the bot installs one, or twilight-http's `build()` does
+    /// from the rustls features of the bot's tree): 502.
+    NoCryptoProvider,
 }
 
 impl ForwardErrorType {
@@ -71,7 +77,9 @@ impl ForwardErrorType {
     pub const fn status(self) -> StatusCode {
         match self {
             Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
-            Self::Unreachable | Self::InvalidUri => StatusCode::BAD_GATEWAY,
+            Self::Unreachable | Self::InvalidUri | Self::NoCryptoProvider => {
+                StatusCode::BAD_GATEWAY
+            }
         }
     }
 
@@ -86,6 +94,7 @@ impl ForwardErrorType {
             Self::Unreachable => "botscope proxy: upstream unreachable",
             Self::Timeout => "botscope proxy: upstream timed out",
             Self::InvalidUri => "botscope proxy: request path is not a valid upstream uri",
+            Self::NoCryptoProvider => "botscope proxy: no rustls crypto provider is installed",
         }
     }
 }
@@ -96,6 +105,7 @@ impl fmt::Display for ForwardErrorType {
             Self::Unreachable => "upstream unreachable",
             Self::Timeout => "upstream did not answer in time",
             Self::InvalidUri => "request path is not a valid upstream uri",
+            Self::NoCryptoProvider => "no rustls crypto provider is installed",
         })
     }
 }
@@ -189,7 +199,10 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
 /// than the timeout, answers a response of its own marked with a [`ForwardErrorType`]; never
 /// an error. See the [module docs](self).
 pub struct Forward<B = Incoming> {
-    client: Client<HttpsConnector<HttpConnector>, B>,
+    /// Built at once when a crypto provider is at hand, else on the first request (see
+    /// [`Forward::client`]).
+    client: Arc<OnceLock<Client<HttpsConnector<HttpConnector>, B>>>,
+    provider: Option<Arc<CryptoProvider>>,
     upstream: Upstream,
     timeout: Duration,
 }
@@ -197,7 +210,8 @@ pub struct Forward<B = Incoming> {
 impl<B> Clone for Forward<B> {
     fn clone(&self) -> Self {
         Self {
-            client: self.client.clone(),
+            client: Arc::clone(&self.client),
+            provider: self.provider.clone(),
             upstream: self.upstream.clone(),
             timeout: self.timeout,
         }
@@ -219,23 +233,69 @@ where
     B::Data: Send,
     B::Error: Into<Box<dyn StdError + Send + Sync>>,
 {
-    pub(crate) fn new(upstream: Upstream, timeout: Duration) -> Result<Self, rustls::Error> {
-        // An explicit provider for our own client: the process default is the bot's to choose.
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())?
-            .https_or_http()
-            .enable_http1()
-            .enable_http2()
-            .wrap_connector(http_connector());
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build(connector);
-        Ok(Self {
-            client,
+    /// A forwarder whose TLS uses `provider`, else the process's default provider.
+    ///
+    /// botscope picks no crypto provider and installs none: enabling one in rustls would make
+    /// rustls' own choice from crate features ambiguous for a bot that relies on it. When the
+    /// process has no default yet (a bot whose twilight-http client installs it from its
+    /// features on `build()`), the client is built on the first request, by which time the
+    /// bot's client has built and installed it.
+    ///
+    /// # Errors
+    ///
+    /// If rustls refuses the provider (it offers no TLS version the client can use).
+    pub(crate) fn new(
+        upstream: Upstream,
+        timeout: Duration,
+        provider: Option<Arc<CryptoProvider>>,
+    ) -> Result<Self, rustls::Error> {
+        let forward = Self {
+            client: Arc::new(OnceLock::new()),
+            provider,
             upstream,
             timeout,
-        })
+        };
+        if let Some(provider) = forward.provider() {
+            let _ = forward.client.set(client(provider)?);
+        }
+        Ok(forward)
     }
+
+    /// The provider given, else the process default.
+    fn provider(&self) -> Option<Arc<CryptoProvider>> {
+        self.provider
+            .clone()
+            .or_else(|| CryptoProvider::get_default().cloned())
+    }
+
+    /// The pooled client, built now if it was not yet and a provider is at hand.
+    fn client(&self) -> Option<&Client<HttpsConnector<HttpConnector>, B>> {
+        if let Some(client) = self.client.get() {
+            return Some(client);
+        }
+        let built = client(self.provider()?).ok()?;
+        Some(self.client.get_or_init(|| built))
+    }
+}
+
+/// A pooled hyper client over TLS with `provider` and webpki's roots, HTTP/1.1 and HTTP/2.
+fn client<B>(
+    provider: Arc<CryptoProvider>,
+) -> Result<Client<HttpsConnector<HttpConnector>, B>, rustls::Error>
+where
+    B: Body + Send + 'static + Unpin,
+    B::Data: Send,
+    B::Error: Into<Box<dyn StdError + Send + Sync>>,
+{
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_provider_and_webpki_roots(provider)?
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http_connector());
+    Ok(Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .build(connector))
 }
 
 /// The TCP connector under TLS: `https://` allowed, Nagle off (a request head and a small
@@ -280,23 +340,29 @@ where
         if gateway_bot {
             parts.headers.remove(header::ACCEPT_ENCODING);
         }
+        let refused = |kind| ForwardFuture {
+            inner: None,
+            refused: kind,
+            reading: None,
+            sleep: None,
+            failure: failure.clone(),
+            gateway_bot,
+        };
         let Some(uri) = self.upstream.uri(parts.uri.path_and_query()) else {
-            return ForwardFuture {
-                inner: None,
-                reading: None,
-                sleep: None,
-                failure,
-                gateway_bot,
-            };
+            return refused(ForwardErrorType::InvalidUri);
+        };
+        let Some(client) = self.client() else {
+            return refused(ForwardErrorType::NoCryptoProvider);
         };
         parts.uri = uri;
         parts.version = http::Version::HTTP_11;
         strip_hop_by_hop(&mut parts.headers);
         // The client sets `host` from the upstream URI.
         parts.headers.remove(header::HOST);
-        let response = self.client.request(Request::from_parts(parts, body));
+        let response = client.request(Request::from_parts(parts, body));
         ForwardFuture {
             inner: Some(response),
+            refused: ForwardErrorType::InvalidUri,
             reading: None,
             sleep: Some(tokio::time::sleep(self.timeout)),
             failure,
@@ -306,6 +372,7 @@ where
 }
 
 /// What the log line of a failed forward names.
+#[derive(Clone)]
 struct Failure {
     endpoint: StringValue,
     method: &'static str,
@@ -345,6 +412,8 @@ pin_project! {
     /// Dropping it abandons the upstream request.
     pub struct ForwardFuture {
         inner: Option<hyper_util::client::legacy::ResponseFuture>,
+        // Why the proxy answers itself when `inner` is `None`.
+        refused: ForwardErrorType,
         reading: Option<Reading>,
         #[pin]
         sleep: Option<tokio::time::Sleep>,
@@ -427,7 +496,7 @@ impl Future for ForwardFuture {
         let this = self.project();
         if this.reading.is_none() {
             let Some(inner) = this.inner.as_mut() else {
-                return Poll::Ready(Ok(this.failure.answer(ForwardErrorType::InvalidUri, None)));
+                return Poll::Ready(Ok(this.failure.answer(*this.refused, None)));
             };
             if let Poll::Ready(result) = Pin::new(inner).poll(cx) {
                 match result {

@@ -161,6 +161,7 @@ pub struct DiscordProxyBuilder {
     meter: Option<Meter>,
     metrics: Option<DiscordMetricsLayer>,
     limiter: Option<RateLimiter>,
+    crypto_provider: Option<Arc<rustls::crypto::CryptoProvider>>,
     layers: Vec<LayerFn>,
 }
 
@@ -186,6 +187,7 @@ impl Default for DiscordProxyBuilder {
             meter: None,
             metrics: None,
             limiter: None,
+            crypto_provider: None,
             layers: Vec::new(),
         }
     }
@@ -238,6 +240,14 @@ impl DiscordProxyBuilder {
         self
     }
 
+    /// The rustls crypto provider of the proxy's own TLS to Discord. By default the process's
+    /// (the one the bot installs, or twilight-http's `build()` installs from the rustls
+    /// features of the bot's tree); botscope turns on no provider and installs none.
+    pub fn crypto_provider(mut self, provider: Arc<rustls::crypto::CryptoProvider>) -> Self {
+        self.crypto_provider = Some(provider);
+        self
+    }
+
     /// Uses `limiter` instead of a new one with twilight's defaults.
     pub fn ratelimiter(mut self, limiter: RateLimiter) -> Self {
         self.limiter = Some(limiter);
@@ -286,8 +296,8 @@ impl DiscordProxyBuilder {
             kind: ProxyErrorType::InvalidUpstream,
             source: None,
         })?;
-        let forward =
-            Forward::<Incoming>::new(upstream, self.timeout).map_err(|source| ProxyError {
+        let forward = Forward::<Incoming>::new(upstream, self.timeout, self.crypto_provider)
+            .map_err(|source| ProxyError {
                 kind: ProxyErrorType::Tls,
                 source: Some(Box::new(source)),
             })?;

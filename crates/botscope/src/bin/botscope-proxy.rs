@@ -135,6 +135,8 @@ async fn stopped() {
 }
 
 async fn run(args: Args) -> Result<(), String> {
+    // The binary is the application: it picks the crypto provider of its TLS to Discord.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let mut telemetry = botscope::Telemetry::builder()
         .namespace(&args.namespace)
         .listen(args.metrics_listen);
