@@ -92,10 +92,12 @@ async fn counts_requests_with_templated_labels_and_times_them() {
         ),
         Some(3.0)
     );
+    // In-memory answers: well inside a second, even on a loaded debug build (the first
+    // request also builds the SDK's series, which took over 5 ms once on the CI machine).
     assert_eq!(
         scrape.value(
             "disruptor_discord_api_request_duration_seconds_bucket",
-            &[("endpoint", endpoint), ("le", "0.005")]
+            &[("endpoint", endpoint), ("le", "1")]
         ),
         Some(3.0)
     );

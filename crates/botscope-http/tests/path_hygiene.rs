@@ -24,6 +24,7 @@ async fn malformed_paths_get_400_and_no_token_reaches_a_log_line() {
     let capture = Capture::default();
     let _default = tracing::subscriber::set_default(capture.clone());
     let fake = FakeDiscord::spawn().await.unwrap();
+    common::install_tls();
     let proxy = DiscordProxy::builder()
         .upstream(fake.url())
         .spawn()
@@ -71,6 +72,7 @@ async fn a_request_not_forwarded_logs_one_warn_line_with_its_template_and_no_tok
     let _default = tracing::subscriber::set_default(capture.clone());
     let fake = FakeDiscord::spawn().await.unwrap();
     fake.set_latency(std::time::Duration::from_secs(2));
+    common::install_tls();
     let proxy = DiscordProxy::builder()
         .upstream(fake.url())
         .timeout(std::time::Duration::from_millis(200))

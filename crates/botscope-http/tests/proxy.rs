@@ -29,6 +29,7 @@ struct Setup {
 async fn setup() -> Setup {
     let fake = FakeDiscord::spawn().await.expect("fake discord");
     let metrics = TestMetrics::new("disruptor");
+    common::install_tls();
     let proxy = DiscordProxy::builder()
         .upstream(fake.url())
         .meter(metrics.meter())
@@ -278,6 +279,7 @@ async fn upstream_down_errors_promptly_and_counts_error() {
     let dead = listener.local_addr().unwrap();
     drop(listener);
     let metrics = TestMetrics::new("disruptor");
+    common::install_tls();
     let proxy = DiscordProxy::builder()
         .upstream(format!("http://{dead}"))
         .meter(metrics.meter())
@@ -306,6 +308,7 @@ async fn a_slow_upstream_gets_504_and_counts_timeout() {
     let fake = FakeDiscord::spawn().await.unwrap();
     fake.push(Reply::Route.delayed(Duration::from_secs(2)));
     let metrics = TestMetrics::new("disruptor");
+    common::install_tls();
     let proxy = DiscordProxy::builder()
         .upstream(fake.url())
         .timeout(Duration::from_millis(200))
@@ -380,6 +383,7 @@ async fn a_thousand_random_paths_leave_the_endpoint_series_bounded() {
     let fake = FakeDiscord::spawn().await.unwrap();
     let metrics = TestMetrics::new("disruptor");
     // Discord's 50 requests per second would make this test take 20 s.
+    common::install_tls();
     let proxy = DiscordProxy::builder()
         .upstream(fake.url())
         .meter(metrics.meter())
@@ -437,6 +441,7 @@ async fn a_thousand_random_paths_leave_the_endpoint_series_bounded() {
 async fn user_layers_see_every_forwarded_request_and_a_dropped_handle_keeps_serving() {
     let fake = FakeDiscord::spawn().await.unwrap();
     let metrics = TestMetrics::new("disruptor");
+    common::install_tls();
     let proxy = DiscordProxy::builder()
         .upstream(fake.url())
         .meter(metrics.meter())

@@ -22,6 +22,7 @@ const TWILIGHT_DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 async fn a_bucket_wait_longer_than_twilights_default_timeout_still_succeeds() {
     let fake = FakeDiscord::spawn().await.unwrap();
     let metrics = TestMetrics::new("disruptor");
+    common::install_tls();
     let proxy = DiscordProxy::builder()
         .upstream(fake.url())
         .meter(metrics.meter())
@@ -68,6 +69,7 @@ async fn a_bucket_wait_longer_than_twilights_default_timeout_still_succeeds() {
 #[tokio::test]
 async fn client_timeout_bounds_the_whole_call_including_the_bucket_wait() {
     let fake = FakeDiscord::spawn().await.unwrap();
+    common::install_tls();
     let proxy = DiscordProxy::builder()
         .upstream(fake.url())
         .client_timeout(Duration::from_millis(500))
@@ -122,6 +124,7 @@ async fn send_callback(client: &Client) -> Result<(), twilight_http::Error> {
 }
 
 async fn spawn_proxy(fake: &FakeDiscord) -> (DiscordProxy, Arc<Client>) {
+    common::install_tls();
     let proxy = DiscordProxy::builder()
         .upstream(fake.url())
         .spawn()

@@ -42,11 +42,11 @@ pub(crate) async fn proxy_to(
     metrics: &TestMetrics,
     build: impl FnOnce(DiscordProxyBuilder) -> DiscordProxyBuilder,
 ) -> (DiscordProxy, Client) {
+    install_tls();
     let builder = DiscordProxy::builder()
         .upstream(fake.url())
         .meter(metrics.meter());
     let proxy = build(builder).spawn().await.expect("proxy");
-    install_tls();
     let client = proxy
         .configure(Client::builder().token(BOT_TOKEN.to_owned()))
         .build();
