@@ -37,7 +37,6 @@ async fn setup() -> Setup {
         .await
         .expect("proxy");
     // After `configure`, which sets its own (long) timeout: no test should hang for long.
-    common::install_tls();
     let client = proxy
         .configure(Client::builder().token(BOT_TOKEN.to_owned()))
         .timeout(Duration::from_secs(5))
@@ -286,7 +285,6 @@ async fn upstream_down_errors_promptly_and_counts_error() {
         .spawn()
         .await
         .unwrap();
-    common::install_tls();
     let client = proxy
         .configure(Client::builder().token(BOT_TOKEN.to_owned()))
         .build();
@@ -316,7 +314,6 @@ async fn a_slow_upstream_gets_504_and_counts_timeout() {
         .spawn()
         .await
         .unwrap();
-    common::install_tls();
     let client = proxy
         .configure(Client::builder().token(BOT_TOKEN.to_owned()))
         .build();
@@ -456,7 +453,6 @@ async fn user_layers_see_every_forwarded_request_and_a_dropped_handle_keeps_serv
         .spawn()
         .await
         .unwrap();
-    common::install_tls();
     let client = proxy
         .configure(Client::builder().token(BOT_TOKEN.to_owned()))
         .build();
@@ -492,6 +488,7 @@ async fn upstream_errors_pass_through_unchanged_and_401_counts_as_invalid() {
 
 #[tokio::test]
 async fn proxies_sharing_one_metrics_layer_report_every_invalid_request() {
+    common::install_tls();
     let fake = FakeDiscord::spawn().await.unwrap();
     let metrics = TestMetrics::new("disruptor");
     let layer = botscope_http::DiscordMetricsLayer::builder()
@@ -512,7 +509,6 @@ async fn proxies_sharing_one_metrics_layer_report_every_invalid_request() {
     // 403s: a 401 would make twilight-http refuse every later call of its client.
     fake.always(Some(Reply::Status(403)));
     for (proxy, calls) in proxies.iter().zip([3, 1]) {
-        common::install_tls();
         let client = proxy
             .configure(Client::builder().token(BOT_TOKEN.to_owned()))
             .build();

@@ -30,7 +30,6 @@ async fn a_bucket_wait_longer_than_twilights_default_timeout_still_succeeds() {
         .await
         .unwrap();
     // Exactly as the README wires it: no timeout of the user's own.
-    common::install_tls();
     let client = proxy
         .configure(Client::builder().token(BOT_TOKEN.to_owned()))
         .build();
@@ -76,7 +75,6 @@ async fn client_timeout_bounds_the_whole_call_including_the_bucket_wait() {
         .spawn()
         .await
         .unwrap();
-    common::install_tls();
     let client = proxy
         .configure(Client::builder().token(BOT_TOKEN.to_owned()))
         .build();
@@ -130,7 +128,6 @@ async fn spawn_proxy(fake: &FakeDiscord) -> (DiscordProxy, Arc<Client>) {
         .spawn()
         .await
         .unwrap();
-    common::install_tls();
     let client = proxy
         .configure(Client::builder().token(BOT_TOKEN.to_owned()))
         .timeout(Duration::from_secs(15))
