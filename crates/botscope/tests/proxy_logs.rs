@@ -35,15 +35,20 @@ struct Proxy {
 }
 
 impl Proxy {
-    /// Starts the binary at `RUST_LOG=trace` in front of `upstream` and waits for its start
-    /// line.
-    fn start(upstream: &str) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_botscope-proxy"))
+    /// Starts the binary in front of `upstream`, logging at `rust_log` (the default level if
+    /// `None`), and waits for its start line.
+    fn start(upstream: &str, rust_log: Option<&str>) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_botscope-proxy"));
+        command
             .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
             .args(["--upstream", upstream])
-            .env("RUST_LOG", "trace")
             .env("BOTSCOPE_BEARER_TOKEN", METRICS_TOKEN)
             .env_remove("BOTSCOPE_NAMESPACE")
+            .env_remove("RUST_LOG");
+        if let Some(filter) = rust_log {
+            command.env("RUST_LOG", filter);
+        }
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -233,7 +238,7 @@ fn install_tls() {
 async fn trace_logs_carry_no_token_query_or_raw_path() {
     install_tls();
     let fake = FakeDiscord::spawn().await.unwrap();
-    let proxy = Proxy::start(&fake.url());
+    let proxy = Proxy::start(&fake.url(), Some("trace"));
 
     let typed = send_typed(&proxy.client()).await;
     assert_eq!(typed, [200, 200, 204, 204]);
@@ -266,44 +271,50 @@ async fn an_upstream_failure_is_one_line_with_template_and_status() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap()
     };
-    let proxy = Proxy::start(&format!("http://{closed}"));
+    for rust_log in [Some("trace"), None] {
+        let proxy = Proxy::start(&format!("http://{closed}"), rust_log);
+        let client = proxy.client();
+        let failures = 2;
+        for _ in 0..failures {
+            let failed = client
+                .execute_webhook(Id::new(WEBHOOK_ID), WEBHOOK_TOKEN)
+                .content("from a webhook")
+                .await;
+            assert_eq!(status(failed), 502);
+        }
 
-    let client = proxy.client();
-    let failed = client
-        .execute_webhook(Id::new(WEBHOOK_ID), WEBHOOK_TOKEN)
-        .content("from a webhook")
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            failed.kind(),
-            twilight_http::error::ErrorType::Response { status, .. } if status.get() == 502
-        ),
-        "{failed:?}"
-    );
-
-    let output = tokio::task::spawn_blocking(move || proxy.stop())
-        .await
-        .unwrap();
-    let raw_path = format!("webhooks/{WEBHOOK_ID}/{WEBHOOK_TOKEN}");
-    assert_nothing_leaked(&output, &[&raw_path]);
-    let failures: Vec<&str> = output
-        .lines()
-        .filter(|line| line.contains("not forwarded"))
-        .collect();
-    assert_eq!(failures.len(), 1, "{output}");
-    let line = failures[0];
-    assert!(line.contains(" WARN "), "{line}");
-    assert!(
-        line.contains("endpoint=/webhooks/{webhook_id}/{webhook_token}"),
-        "{line}"
-    );
-    assert!(line.contains("method=POST"), "{line}");
-    assert!(line.contains("status=502"), "{line}");
-    // Nothing else warns about it.
-    let warnings = output
-        .lines()
-        .filter(|line| line.contains(" WARN "))
-        .count();
-    assert_eq!(warnings, 1, "{output}");
+        let output = tokio::task::spawn_blocking(move || proxy.stop())
+            .await
+            .unwrap();
+        let raw_path = format!("webhooks/{WEBHOOK_ID}/{WEBHOOK_TOKEN}");
+        assert_nothing_leaked(&output, &[&raw_path]);
+        let lines: Vec<&str> = output
+            .lines()
+            .filter(|line| line.contains("not forwarded"))
+            .collect();
+        assert_eq!(lines.len(), failures, "{output}");
+        for line in lines {
+            assert!(line.contains(" WARN "), "{line}");
+            assert!(
+                line.contains("endpoint=/webhooks/{webhook_id}/{webhook_token}"),
+                "{line}"
+            );
+            assert!(line.contains(r#"method="POST""#), "{line}");
+            assert!(line.contains("status=502"), "{line}");
+        }
+        // Nothing else warns about them.
+        let warnings = output
+            .lines()
+            .filter(|line| line.contains(" WARN "))
+            .count();
+        assert_eq!(warnings, failures, "{output}");
+        if rust_log.is_none() {
+            // At the default level: the failures, the start line and the stop lines.
+            let ours = output
+                .lines()
+                .filter(|line| !line.contains(" INFO opentelemetry:"))
+                .count();
+            assert_eq!(ours, failures + 3, "{output}");
+        }
+    }
 }

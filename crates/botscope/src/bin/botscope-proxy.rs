@@ -57,7 +57,7 @@ const DEFAULT_PROXY_LISTEN: &str = "127.0.0.1:8081";
 ///
 /// Point each twilight-http client at it with `ClientBuilder::proxy("127.0.0.1:8081", true)`
 /// and `ratelimiter(None)`. Logs go to stderr, filtered by RUST_LOG (default `info`).
-#[derive(Debug, Parser)]
+#[derive(Parser)]
 #[command(name = "botscope-proxy", version)]
 struct Args {
     /// Address the proxy listens on
@@ -110,6 +110,22 @@ struct Args {
         value_parser = bearer_token,
     )]
     bearer_token: Option<String>,
+}
+
+impl std::fmt::Debug for Args {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Args")
+            .field("listen", &self.listen)
+            .field("upstream", &self.upstream)
+            .field("metrics_listen", &self.metrics_listen)
+            .field("namespace", &self.namespace)
+            // never print the token itself
+            .field(
+                "bearer_token",
+                &self.bearer_token.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
 }
 
 fn upstream(value: &str) -> Result<String, ProxyError> {
@@ -242,6 +258,13 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<Args, clap::Error> {
         Args::try_parse_from(std::iter::once("botscope-proxy").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn debug_never_shows_the_bearer_token() {
+        let args = parse(&["--bearer-token", "hunter2"]).unwrap();
+        assert_eq!(args.bearer_token.as_deref(), Some("hunter2"));
+        assert!(!format!("{args:?}").contains("hunter2"));
     }
 
     #[test]
