@@ -136,6 +136,33 @@ impl StdError for ProxyError {
     }
 }
 
+/// Checks an upstream base URL as [`DiscordProxyBuilder::spawn`] does: an `http` or `https`
+/// URL without a query, e.g. `https://discord.com`. For a command line or a configuration file
+/// that should fail before anything starts.
+///
+/// # Errors
+///
+/// [`ProxyErrorType::InvalidUpstream`] if it is not one.
+///
+/// ```
+/// use botscope_http::proxy::validate_upstream;
+///
+/// assert!(validate_upstream("https://discord.com").is_ok());
+/// assert!(validate_upstream("http://127.0.0.1:8080/prefix").is_ok());
+/// assert!(validate_upstream("discord.com").is_err());
+/// assert!(validate_upstream("ftp://discord.com").is_err());
+/// assert!(validate_upstream("https://discord.com/?secret=1").is_err());
+/// ```
+pub fn validate_upstream(base: &str) -> Result<(), ProxyError> {
+    match Upstream::parse(base) {
+        Some(_) => Ok(()),
+        None => Err(ProxyError {
+            kind: ProxyErrorType::InvalidUpstream,
+            source: None,
+        }),
+    }
+}
+
 /// The type of a [`ProxyError`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

@@ -9,6 +9,7 @@ mod telemetry;
 pub use error::{BuildError, BuildErrorType};
 pub use telemetry::{
     DEFAULT_LISTEN, DEFAULT_NAMESPACE, IntoListenAddr, Telemetry, TelemetryBuilder,
+    parse_listen_addr, validate_bearer_token, validate_namespace,
 };
 
 /// The shared vocabulary: label caps, gauge guards, buckets, status values.

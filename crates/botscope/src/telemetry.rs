@@ -158,16 +158,10 @@ impl TelemetryBuilder {
     /// A [`BuildError`] if the namespace is invalid, the address unparsable or busy, the
     /// bearer token empty, or no Tokio runtime is running.
     pub fn install(self) -> Result<Telemetry, BuildError> {
-        if !valid_namespace(&self.namespace) {
-            return Err(BuildError::new(BuildErrorType::InvalidNamespace {
-                namespace: self.namespace,
-            }));
-        }
-        let listen = self
-            .listen
-            .map_err(|address| BuildError::new(BuildErrorType::InvalidListenAddress { address }))?;
-        if self.bearer_token.as_deref().is_some_and(str::is_empty) {
-            return Err(BuildError::new(BuildErrorType::EmptyBearerToken));
+        validate_namespace(&self.namespace)?;
+        let listen = self.listen.map_err(invalid_listen_address)?;
+        if let Some(token) = &self.bearer_token {
+            validate_bearer_token(token)?;
         }
         let runtime = Handle::try_current()
             .map_err(|e| BuildError::with_source(BuildErrorType::NoRuntime, e))?;
@@ -250,13 +244,54 @@ fn scope() -> opentelemetry::InstrumentationScope {
     botscope_core::meter::scope(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"))
 }
 
-/// `[a-zA-Z_][a-zA-Z0-9_]*`
-fn valid_namespace(namespace: &str) -> bool {
+/// Checks a metric namespace as [`TelemetryBuilder::install`] does: it must match
+/// `[a-zA-Z_][a-zA-Z0-9_]*`. For a command line or a configuration file that should fail
+/// before anything starts.
+///
+/// # Errors
+///
+/// [`BuildErrorType::InvalidNamespace`] if it does not match.
+pub fn validate_namespace(namespace: &str) -> Result<(), BuildError> {
     let mut chars = namespace.chars();
-    chars
+    let valid = chars
         .next()
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if valid {
+        Ok(())
+    } else {
+        Err(BuildError::new(BuildErrorType::InvalidNamespace {
+            namespace: namespace.to_owned(),
+        }))
+    }
+}
+
+/// Checks a bearer token as [`TelemetryBuilder::install`] does: an empty one is an error,
+/// never "no authentication" (an unset shell variable expands to it).
+///
+/// # Errors
+///
+/// [`BuildErrorType::EmptyBearerToken`] if it is empty.
+pub fn validate_bearer_token(token: &str) -> Result<(), BuildError> {
+    if token.is_empty() {
+        Err(BuildError::new(BuildErrorType::EmptyBearerToken))
+    } else {
+        Ok(())
+    }
+}
+
+/// Parses a listen address as [`TelemetryBuilder::listen`] does with a string: an IP address
+/// and a port, such as `127.0.0.1:9464` or `[::1]:9464`.
+///
+/// # Errors
+///
+/// [`BuildErrorType::InvalidListenAddress`] if it is not one.
+pub fn parse_listen_addr(addr: &str) -> Result<SocketAddr, BuildError> {
+    addr.into_listen_addr().map_err(invalid_listen_address)
+}
+
+fn invalid_listen_address(address: String) -> BuildError {
+    BuildError::new(BuildErrorType::InvalidListenAddress { address })
 }
 
 struct Server {
@@ -353,11 +388,58 @@ mod tests {
     #[test]
     fn namespace_validation() {
         for ok in ["disruptor", "_x", "a1_b2", "A"] {
-            assert!(valid_namespace(ok), "{ok}");
+            assert!(validate_namespace(ok).is_ok(), "{ok}");
         }
         for bad in ["", "9lives", "dis-ruptor", "a b", "émoji", "x:y"] {
-            assert!(!valid_namespace(bad), "{bad}");
+            let error = validate_namespace(bad).unwrap_err();
+            assert_eq!(
+                error.kind(),
+                &BuildErrorType::InvalidNamespace {
+                    namespace: bad.to_owned()
+                }
+            );
         }
+    }
+
+    #[test]
+    fn bearer_token_and_listen_validation() {
+        assert!(validate_bearer_token("hunter2").is_ok());
+        assert_eq!(
+            validate_bearer_token("").unwrap_err().kind(),
+            &BuildErrorType::EmptyBearerToken
+        );
+        assert_eq!(parse_listen_addr("[::1]:9464").unwrap().port(), 9464);
+        assert_eq!(
+            parse_listen_addr("localhost:9464").unwrap_err().kind(),
+            &BuildErrorType::InvalidListenAddress {
+                address: "localhost:9464".to_owned()
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn install_refuses_what_the_validators_refuse() {
+        let kind = |builder: TelemetryBuilder| {
+            builder
+                .serve(false)
+                .set_global(false)
+                .install()
+                .unwrap_err()
+                .kind()
+                .clone()
+        };
+        assert_eq!(
+            kind(Telemetry::builder().namespace("9lives")),
+            validate_namespace("9lives").unwrap_err().kind().clone()
+        );
+        assert_eq!(
+            kind(Telemetry::builder().bearer_token("")),
+            validate_bearer_token("").unwrap_err().kind().clone()
+        );
+        assert_eq!(
+            kind(Telemetry::builder().listen("nope")),
+            parse_listen_addr("nope").unwrap_err().kind().clone()
+        );
     }
 
     #[test]

@@ -2,136 +2,192 @@
 //! several processes that should share one ratelimiter and one set of REST metrics.
 //!
 //! ```text
-//! botscope-proxy --listen 127.0.0.1:8081 [--upstream https://discord.com]
-//!                [--metrics-listen 127.0.0.1:9464] [--namespace botscope] [--bearer-token T]
+//! botscope-proxy [--listen ADDR] [--upstream URL] [--metrics-listen ADDR]
+//!                [--namespace NAME] [--bearer-token TOKEN]
 //! ```
 //!
+//! | option | variable | default |
+//! |---|---|---|
+//! | `--listen` | `BOTSCOPE_PROXY_LISTEN` | `127.0.0.1:8081` |
+//! | `--upstream` | `BOTSCOPE_PROXY_UPSTREAM` | `https://discord.com` |
+//! | `--metrics-listen` | `BOTSCOPE_PROXY_METRICS_LISTEN` | `127.0.0.1:9464` |
+//! | `--namespace` | `BOTSCOPE_NAMESPACE` | `botscope` |
+//! | `--bearer-token` | `BOTSCOPE_BEARER_TOKEN` | none: `/metrics` open |
+//!
+//! A flag wins over its variable. The metrics address has a `PROXY` variable of its own, so a
+//! proxy started beside a bot never picks up the bot's `BOTSCOPE_LISTEN`; namespace and token
+//! are meant to be shared. Values are checked by the same functions the builders use
+//! ([`botscope::parse_listen_addr`], [`botscope::http::proxy::validate_upstream`],
+//! [`botscope::validate_namespace`], [`botscope::validate_bearer_token`]): a bad one, an empty
+//! bearer token included, exits with code 2 and clap's one-line error naming the option and
+//! the value. A failure at start-up (a busy port) exits with code 1.
+//!
 //! Point each twilight-http client at it with `ClientBuilder::proxy("127.0.0.1:8081", true)`
-//! and `ratelimiter(None)`. Bad arguments exit with code 2, failures at start-up with 1.
+//! and `ratelimiter(None)`.
+//!
+//! # Logs
+//!
+//! Lines go to stderr, filtered by `RUST_LOG` (default `info`) in the syntax of
+//! tracing-subscriber's `Targets`: `info`, `botscope_http=debug,warn`, … (a level per target
+//! prefix, no span or field filters). At `info`: one line at start (the addresses), one per
+//! request the proxy could not forward (route template, method and status; never the path,
+//! query, headers or body), one at stop. Crates that log through the `log` facade instead of
+//! `tracing` (rustls) stay silent.
 
+use std::error::Error as StdError;
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
+use botscope::BuildError;
 use botscope::http::DiscordProxy;
+use botscope::http::forward::DEFAULT_UPSTREAM;
+use botscope::http::proxy::{ProxyError, validate_upstream};
+use clap::Parser;
+use tracing::Level;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
-const USAGE: &str = "\
-usage: botscope-proxy --listen ADDR [--upstream URL] [--metrics-listen ADDR] [--namespace NAME] [--bearer-token T]
+/// Where the proxy listens unless told otherwise.
+const DEFAULT_PROXY_LISTEN: &str = "127.0.0.1:8081";
 
-  --listen ADDR          address the proxy listens on, e.g. 127.0.0.1:8081 (required)
-  --upstream URL         where requests go (default https://discord.com)
-  --metrics-listen ADDR  address of /metrics (default 127.0.0.1:9464)
-  --namespace NAME       prefix of metric names (default botscope)
-  --bearer-token T       require `Authorization: Bearer T` on /metrics
-                         (or set BOTSCOPE_BEARER_TOKEN, which keeps it out of `ps`)
-  -h, --help             print this help";
-
-#[derive(Debug, PartialEq)]
+/// The Discord REST proxy of botscope, alone: one ratelimiter and one /metrics for every
+/// process of a bot.
+///
+/// Point each twilight-http client at it with `ClientBuilder::proxy("127.0.0.1:8081", true)`
+/// and `ratelimiter(None)`. Logs go to stderr, filtered by RUST_LOG (default `info`).
+#[derive(Parser)]
+#[command(name = "botscope-proxy", version)]
 struct Args {
+    /// Address the proxy listens on
+    #[arg(
+        long,
+        value_name = "ADDR",
+        env = "BOTSCOPE_PROXY_LISTEN",
+        default_value = DEFAULT_PROXY_LISTEN,
+        value_parser = botscope::parse_listen_addr,
+    )]
     listen: SocketAddr,
+
+    /// Where requests go: an http or https URL, a path prefix is kept
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "BOTSCOPE_PROXY_UPSTREAM",
+        default_value = DEFAULT_UPSTREAM,
+        value_parser = upstream,
+    )]
     upstream: String,
+
+    /// Address of /metrics and /healthz
+    #[arg(
+        long,
+        value_name = "ADDR",
+        env = "BOTSCOPE_PROXY_METRICS_LISTEN",
+        default_value_t = botscope::DEFAULT_LISTEN,
+        value_parser = botscope::parse_listen_addr,
+    )]
     metrics_listen: SocketAddr,
+
+    /// Prefix of metric names: letters, digits and underscores, not starting with a digit
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "BOTSCOPE_NAMESPACE",
+        default_value = botscope::DEFAULT_NAMESPACE,
+        value_parser = namespace,
+    )]
     namespace: String,
+
+    /// Require `Authorization: Bearer TOKEN` on /metrics, not empty (the variable keeps it out
+    /// of `ps`) [default: none: /metrics is open]
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "BOTSCOPE_BEARER_TOKEN",
+        hide_env_values = true,
+        value_parser = bearer_token,
+    )]
     bearer_token: Option<String>,
 }
 
-#[derive(Debug, PartialEq)]
-enum Parsed {
-    Run(Args),
-    Help,
+impl std::fmt::Debug for Args {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Args")
+            .field("listen", &self.listen)
+            .field("upstream", &self.upstream)
+            .field("metrics_listen", &self.metrics_listen)
+            .field("namespace", &self.namespace)
+            // never print the token itself
+            .field(
+                "bearer_token",
+                &self.bearer_token.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
 }
 
-fn parse_addr(flag: &str, value: &str) -> Result<SocketAddr, String> {
-    value
-        .parse()
-        .map_err(|_| format!("{flag}: `{value}` is not an address like 127.0.0.1:8081"))
+fn upstream(value: &str) -> Result<String, ProxyError> {
+    validate_upstream(value).map(|()| value.to_owned())
 }
 
-fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
-    let mut listen = None;
-    let mut upstream = None;
-    let mut metrics_listen = None;
-    let mut namespace = None;
-    let mut bearer_token = None;
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        if arg == "-h" || arg == "--help" {
-            return Ok(Parsed::Help);
-        }
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => {
-                (flag.to_owned(), Some(value.to_owned()))
-            }
-            _ => (arg.clone(), None),
-        };
-        let slot = match flag.as_str() {
-            "--listen" => &mut listen,
-            "--upstream" => &mut upstream,
-            "--metrics-listen" => &mut metrics_listen,
-            "--namespace" => &mut namespace,
-            "--bearer-token" => &mut bearer_token,
-            other => return Err(format!("unknown argument `{other}`")),
-        };
-        let value = match inline {
-            Some(value) => value,
-            None => args
-                .next()
-                .filter(|value| !value.starts_with("--"))
-                .ok_or_else(|| format!("{flag} needs a value"))?,
-        };
-        if slot.replace(value).is_some() {
-            return Err(format!("{flag} given twice"));
-        }
+fn namespace(value: &str) -> Result<String, BuildError> {
+    botscope::validate_namespace(value).map(|()| value.to_owned())
+}
+
+fn bearer_token(value: &str) -> Result<String, BuildError> {
+    botscope::validate_bearer_token(value).map(|()| value.to_owned())
+}
+
+/// Installs the stderr subscriber, filtered by `RUST_LOG` (default `info`).
+fn install_logs() {
+    let default = || Targets::new().with_default(Level::INFO);
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(spec) if !spec.trim().is_empty() => spec.parse().unwrap_or_else(|error| {
+            // No subscriber yet to carry this line.
+            eprintln!("botscope-proxy: RUST_LOG is not a filter ({error}); logging at info");
+            default()
+        }),
+        _ => default(),
+    };
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(false),
+        )
+        .with(filter)
+        .init();
+}
+
+/// `error` and its sources, `: `-separated: the sources say which port or file.
+fn chain(error: &dyn StdError) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(error) = source {
+        let _ = write!(text, ": {error}");
+        source = error.source();
     }
-    let listen = listen.ok_or("--listen is required")?;
-    let upstream = upstream.unwrap_or_else(|| "https://discord.com".to_owned());
-    if !(upstream.starts_with("http://") || upstream.starts_with("https://")) {
-        return Err(format!(
-            "--upstream: `{upstream}` is not an http or https url"
-        ));
-    }
-    let namespace = namespace.unwrap_or_else(|| "botscope".to_owned());
-    let valid_namespace = namespace
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && namespace
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if !valid_namespace {
-        return Err(format!(
-            "--namespace: `{namespace}` must match [a-zA-Z_][a-zA-Z0-9_]*"
-        ));
-    }
-    Ok(Parsed::Run(Args {
-        listen: parse_addr("--listen", &listen)?,
-        upstream,
-        metrics_listen: parse_addr(
-            "--metrics-listen",
-            metrics_listen.as_deref().unwrap_or("127.0.0.1:9464"),
-        )?,
-        namespace,
-        bearer_token: bearer_token
-            .or_else(|| std::env::var("BOTSCOPE_BEARER_TOKEN").ok())
-            .filter(|token| !token.is_empty()),
-    }))
+    text
 }
 
 /// Resolves on ctrl-c or, on Unix, SIGTERM.
-async fn stopped() {
+async fn stopped() -> &'static str {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
         if let Ok(mut terminate) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = terminate.recv() => {}
-            }
-            return;
+            return tokio::select! {
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+                _ = terminate.recv() => "SIGTERM",
+            };
         }
     }
     if let Err(error) = tokio::signal::ctrl_c().await {
-        eprintln!("botscope-proxy: cannot wait for ctrl-c ({error}); stopping");
+        tracing::warn!(%error, "cannot wait for ctrl-c; stopping");
     }
+    "SIGINT"
 }
 
 async fn run(args: Args) -> Result<(), String> {
@@ -145,53 +201,45 @@ async fn run(args: Args) -> Result<(), String> {
     }
     let telemetry = telemetry
         .install()
-        .map_err(|error| format!("cannot serve /metrics: {error}"))?;
+        .map_err(|error| format!("cannot serve /metrics: {}", chain(&error)))?;
     let proxy = DiscordProxy::builder()
         .listen(args.listen)
         .upstream(args.upstream.clone())
         .spawn()
         .await
-        .map_err(|error| format!("cannot start the proxy: {error}"))?;
-    eprintln!(
-        "botscope-proxy: forwarding http://{} to {}; metrics on http://{}/metrics",
+        .map_err(|error| format!("cannot start the proxy: {}", chain(&error)))?;
+    let metrics = telemetry.local_addr().unwrap_or(args.metrics_listen);
+    tracing::info!(
+        "forwarding http://{} to {}; metrics on http://{metrics}/metrics",
         proxy.local_addr(),
         args.upstream,
-        telemetry
-            .local_addr()
-            .map_or_else(|| args.metrics_listen.to_string(), |addr| addr.to_string()),
     );
-    stopped().await;
+    let signal = stopped().await;
+    tracing::info!(signal, "stopping: letting requests in flight finish");
     proxy.shutdown().await;
     telemetry.shutdown().await;
+    tracing::info!("stopped");
     Ok(())
 }
 
 fn main() -> ExitCode {
-    let args = match parse(std::env::args().skip(1)) {
-        Ok(Parsed::Run(args)) => args,
-        Ok(Parsed::Help) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(message) => {
-            eprintln!("botscope-proxy: error: {message}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
+    // Exits with code 2 and clap's error on a bad value, 0 after --help or --version.
+    let args = Args::parse();
+    install_logs();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("botscope-proxy: error: cannot start the runtime: {error}");
+            tracing::error!("cannot start the runtime: {error}");
             return ExitCode::FAILURE;
         }
     };
     match runtime.block_on(run(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("botscope-proxy: error: {message}");
+            tracing::error!("{message}");
             ExitCode::FAILURE
         }
     }
@@ -199,45 +247,65 @@ fn main() -> ExitCode {
 
 #[cfg(test)]
 mod tests {
+    use clap::CommandFactory;
+
     use super::*;
 
-    fn args(list: &[&str]) -> Result<Parsed, String> {
-        parse(list.iter().map(|s| (*s).to_owned()))
+    #[test]
+    fn command_is_well_formed() {
+        Args::command().debug_assert();
+    }
+
+    fn parse(args: &[&str]) -> Result<Args, clap::Error> {
+        Args::try_parse_from(std::iter::once("botscope-proxy").chain(args.iter().copied()))
     }
 
     #[test]
-    fn parses_flags_with_defaults() {
-        let Ok(Parsed::Run(parsed)) =
-            args(&["--listen", "127.0.0.1:8081", "--namespace=disruptor"])
-        else {
-            panic!("valid arguments");
-        };
-        assert_eq!(parsed.listen, "127.0.0.1:8081".parse().unwrap());
-        assert_eq!(parsed.upstream, "https://discord.com");
-        assert_eq!(parsed.metrics_listen, "127.0.0.1:9464".parse().unwrap());
-        assert_eq!(parsed.namespace, "disruptor");
-        assert_eq!(args(&["--help"]), Ok(Parsed::Help));
+    fn debug_never_shows_the_bearer_token() {
+        let args = parse(&["--bearer-token", "hunter2"]).unwrap();
+        assert_eq!(args.bearer_token.as_deref(), Some("hunter2"));
+        assert!(!format!("{args:?}").contains("hunter2"));
     }
 
     #[test]
-    fn bad_arguments_are_clear_errors() {
-        assert_eq!(args(&[]).unwrap_err(), "--listen is required");
-        assert!(
-            args(&["--listen", "nope"])
-                .unwrap_err()
-                .contains("not an address")
-        );
-        assert!(args(&["--listen"]).unwrap_err().contains("needs a value"));
-        assert!(args(&["--bogus"]).unwrap_err().contains("unknown argument"));
-        assert!(
-            args(&["--listen", "127.0.0.1:1", "--upstream", "discord.com"])
-                .unwrap_err()
-                .contains("--upstream")
-        );
-        assert!(
-            args(&["--listen", "127.0.0.1:1", "--namespace", "9bad"])
-                .unwrap_err()
-                .contains("--namespace")
-        );
+    fn bad_values_are_the_builders_errors() {
+        for (flag, value, message) in [
+            (
+                "--listen",
+                "nope",
+                botscope::parse_listen_addr("nope").unwrap_err().to_string(),
+            ),
+            (
+                "--metrics-listen",
+                "localhost:1",
+                botscope::parse_listen_addr("localhost:1")
+                    .unwrap_err()
+                    .to_string(),
+            ),
+            (
+                "--upstream",
+                "discord.com",
+                validate_upstream("discord.com").unwrap_err().to_string(),
+            ),
+            (
+                "--namespace",
+                "9lives",
+                botscope::validate_namespace("9lives")
+                    .unwrap_err()
+                    .to_string(),
+            ),
+            (
+                "--bearer-token",
+                "",
+                botscope::validate_bearer_token("").unwrap_err().to_string(),
+            ),
+        ] {
+            let error = parse(&[flag, value]).unwrap_err();
+            assert_eq!(error.kind(), clap::error::ErrorKind::ValueValidation);
+            assert_eq!(error.exit_code(), 2);
+            let text = error.to_string();
+            assert!(text.contains(flag), "{text}");
+            assert!(text.contains(&message), "{text}");
+        }
     }
 }
