@@ -155,7 +155,8 @@ fn a_busy_port_exits_1_with_a_message() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = taken.local_addr().unwrap().to_string();
     let (code, _, stderr) =
-        run(proxy().args(["--listen", "127.0.0.1:0", "--metrics-listen", &address]));
+        // A fatal error reaches stderr whatever RUST_LOG filters.
+        run(proxy().env("RUST_LOG", "off").args(["--listen", "127.0.0.1:0", "--metrics-listen", &address]));
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("cannot serve /metrics"), "{stderr}");
     assert!(stderr.contains(&address), "{stderr}");

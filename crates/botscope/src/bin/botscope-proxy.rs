@@ -232,14 +232,15 @@ fn main() -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(error) => {
-            tracing::error!("cannot start the runtime: {error}");
+            // Fatal errors go to stderr whatever RUST_LOG filters.
+            eprintln!("botscope-proxy: error: cannot start the runtime: {error}");
             return ExitCode::FAILURE;
         }
     };
     match runtime.block_on(run(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            tracing::error!("{message}");
+            eprintln!("botscope-proxy: error: {message}");
             ExitCode::FAILURE
         }
     }
