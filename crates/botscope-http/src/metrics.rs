@@ -91,8 +91,8 @@ use tower::{Layer, Service};
 use crate::edge::{EdgeErrorKind, ErrorBody};
 use crate::forward::ForwardErrorType;
 use crate::instruments::{
-    ENDPOINT, Instruments, KIND, METHOD, OUTCOME, SCOPE, STATUS_CODE, STATUS_ERROR, STATUS_TIMEOUT,
-    kv, status_value,
+    ENDPOINT, Instruments, KIND, METHOD, OUTCOME, SCOPE, STATUS_CLIENT_ERROR, STATUS_CODE,
+    STATUS_ERROR, STATUS_TIMEOUT, kv, status_value,
 };
 use crate::interaction;
 use crate::ratelimit::RateLimitScope;
@@ -168,6 +168,11 @@ impl DiscordMetricsLayer {
     /// layers of a stack.
     pub fn routes(&self) -> &Routes {
         &self.routes
+    }
+
+    /// The shared instruments, for the proxy's count of bodies failed after their head.
+    pub(crate) fn instruments(&self) -> &Arc<Instruments> {
+        &self.instruments
     }
 }
 
@@ -393,6 +398,9 @@ impl Finish<Answer> for Record {
             }
             Ending::Completed(Answer::NotForwarded(ForwardErrorType::Timeout)) => {
                 Value::from(STATUS_TIMEOUT)
+            }
+            Ending::Completed(Answer::NotForwarded(ForwardErrorType::ClientBody)) => {
+                Value::from(STATUS_CLIENT_ERROR)
             }
             Ending::Completed(Answer::NotForwarded(_) | Answer::Error) => Value::from(STATUS_ERROR),
             Ending::Panicked => Value::from(Outcome::Panic.as_str()),
