@@ -266,7 +266,8 @@ impl DiscordProxyBuilder {
     /// header read timeout, so it is also the keep-alive idle timeout of HTTP/1 connections:
     /// keep it above the 90 s for which the bot's client keeps an idle connection. HTTP/2
     /// connections (twilight-http opens none to the proxy) are bounded by
-    /// [`max_connections`](Self::max_connections) only.
+    /// [`max_connections`](Self::max_connections) only. A value too large to add to the clock
+    /// (`Duration::MAX`) means no timeout.
     pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
         self.header_read_timeout = timeout;
         self
@@ -503,10 +504,14 @@ async fn serve<S>(
     <Gate<S> as Service<Request<Incoming>>>::Future: Send + 'static,
 {
     let mut builder = auto::Builder::new(TokioExecutor::new());
+    // hyper adds the timeout to the clock: one too large for it means none.
+    let header_read_timeout = tokio::time::Instant::now()
+        .checked_add(limits.header_read_timeout)
+        .map(|_| limits.header_read_timeout);
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout);
+        .header_read_timeout(header_read_timeout);
     let graceful = GracefulShutdown::new();
     let connections = Connections::new(limits.max_connections);
     loop {

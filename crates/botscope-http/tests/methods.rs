@@ -24,7 +24,9 @@ async fn methods_discord_does_not_use_get_405_and_are_not_forwarded() {
         assert_eq!(reply.status, 405, "{method}: {}", reply.text());
         assert_eq!(reply.header("allow"), Some(FORWARDED_METHODS), "{method}");
     }
-    let connect = request(addr, "CONNECT", "discord.com:443", &[]).await.unwrap();
+    let connect = request(addr, "CONNECT", "discord.com:443", &[])
+        .await
+        .unwrap();
     assert_eq!(connect.status, 405, "{}", connect.text());
     assert_eq!(fake.request_count(), 0, "nothing reached the upstream");
 

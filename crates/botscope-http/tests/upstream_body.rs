@@ -74,7 +74,10 @@ async fn a_body_stalled_past_the_body_timeout_is_cut_and_counted_apart() {
 
     let text = String::from_utf8_lossy(&received);
     assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
-    assert!(text.ends_with("\r\n\r\n0123456789"), "{text}: only the 10 bytes sent");
+    assert!(
+        text.ends_with("\r\n\r\n0123456789"),
+        "{text}: only the 10 bytes sent"
+    );
     // An end of file or a reset: either way the connection ended.
     drop(read);
     assert!(
@@ -87,7 +90,11 @@ async fn a_body_stalled_past_the_body_timeout_is_cut_and_counted_apart() {
     assert_eq!(
         scrape.value(
             "disruptor_discord_api_body_errors_total",
-            &[("endpoint", endpoint), ("method", "GET"), ("kind", "timeout")],
+            &[
+                ("endpoint", endpoint),
+                ("method", "GET"),
+                ("kind", "timeout")
+            ],
         ),
         Some(1.0),
         "{}",
