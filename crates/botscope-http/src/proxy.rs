@@ -23,6 +23,9 @@
 //!
 //! # Rules
 //!
+//! - Only Discord's methods are forwarded: GET, POST, PUT, PATCH and DELETE, all twilight-http
+//!   sends. Any other (HEAD, OPTIONS, TRACE, CONNECT, custom ones) gets 405 with an `Allow`
+//!   header ([`FORWARDED_METHODS`]), before the ratelimiter and the metrics.
 //! - Only `/api/v{N}/…` paths are forwarded (others get 404), to the configured upstream
 //!   only: an absolute-form request naming another host gets 400.
 //! - The proxy never answers 401 or 429 for its own reasons (twilight-http would disable its
@@ -31,6 +34,15 @@
 //!   [`ForwardErrorType`](crate::ForwardErrorType) in the response extensions, so they pass
 //!   through your layers as responses and are counted right whatever your layers do to
 //!   errors. An error one of your layers returns is answered 502.
+//! - A request body the client spoils (bad chunked framing, a hang-up mid-upload) is the
+//!   client's fault: 400, counted `status_code="client_error"`, logged at `debug` only.
+//! - An upstream body with no byte for the [body timeout](DiscordProxyBuilder::body_timeout)
+//!   is cut and counted apart (see [`body`](crate::body)).
+//! - At most [`max_connections`](DiscordProxyBuilder::max_connections) connections are open;
+//!   past the cap a new one closes the connection that has waited longest for a request head,
+//!   or is closed itself when every connection has a request in flight. Each request head must
+//!   be complete within the [header read
+//!   timeout](DiscordProxyBuilder::header_read_timeout).
 //! - Hop-by-hop headers are stripped both ways; bodies stream through.
 //! - Paths with empty, `.` or `..` segments (percent-encoded or not) get 400: Discord has
 //!   none, and they are how a token would slip past the shapes that are redacted.
