@@ -1,11 +1,14 @@
 //! [`Forward`]: the innermost service of the proxy, sending each request on to Discord.
 //!
-//! It never fails: when the upstream cannot be reached (502) or sends no response head in
-//! time (504), it answers itself, in Discord's JSON error shape, and marks the response with
-//! its [`ForwardErrorType`] in the response extensions. The layers above read the marker,
-//! whatever layers of your own sit between them: the metrics layer counts
-//! `status_code="error"` or `"timeout"`, the ratelimit layer cancels the permit. Each failure
-//! logs one `warn` line naming the route template, the method and the status, never the path.
+//! It never fails: when the upstream cannot be reached (502), sends no response head in time
+//! (504), or the client's own request body fails on the way (400), it answers itself, in
+//! Discord's JSON error shape, and marks the response with its [`ForwardErrorType`] in the
+//! response extensions. The layers above read the marker, whatever layers of your own sit
+//! between them: the metrics layer counts `status_code="error"`, `"timeout"` or
+//! `"client_error"`, the ratelimit layer cancels the permit. Each upstream failure logs one
+//! `warn` line naming the route template, the method and the status, never the path (a
+//! client's fault, `debug`). The upstream's body streams on as an
+//! [`UpstreamBody`](crate::UpstreamBody), cut when it stalls (see [`body`](crate::body)).
 //!
 //! It also reads a few bodies for the layers above, bounded and passed on unchanged: those of
 //! 4xx and 5xx answers (an [`ErrorBody`] in the extensions: Discord's JSON error code, or a page
