@@ -1,11 +1,14 @@
 //! [`Forward`]: the innermost service of the proxy, sending each request on to Discord.
 //!
-//! It never fails: when the upstream cannot be reached (502) or sends no response head in
-//! time (504), it answers itself, in Discord's JSON error shape, and marks the response with
-//! its [`ForwardErrorType`] in the response extensions. The layers above read the marker,
-//! whatever layers of your own sit between them: the metrics layer counts
-//! `status_code="error"` or `"timeout"`, the ratelimit layer cancels the permit. Each failure
-//! logs one `warn` line naming the route template, the method and the status, never the path.
+//! It never fails: when the upstream cannot be reached (502), sends no response head in time
+//! (504), or the client's own request body fails on the way (400), it answers itself, in
+//! Discord's JSON error shape, and marks the response with its [`ForwardErrorType`] in the
+//! response extensions. The layers above read the marker, whatever layers of your own sit
+//! between them: the metrics layer counts `status_code="error"`, `"timeout"` or
+//! `"client_error"`, the ratelimit layer cancels the permit. Each upstream failure logs one
+//! `warn` line naming the route template, the method and the status, never the path (a
+//! client's fault, `debug`). The upstream's body streams on as an
+//! [`UpstreamBody`](crate::UpstreamBody), cut when it stalls (see [`body`](crate::body)).
 //!
 //! It also reads a few bodies for the layers above, bounded and passed on unchanged: those of
 //! 4xx and 5xx answers (an [`ErrorBody`] in the extensions: Discord's JSON error code, or a page
@@ -25,6 +28,7 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -44,7 +48,9 @@ use pin_project_lite::pin_project;
 use rustls::crypto::CryptoProvider;
 use tower::Service;
 
+use crate::body::{BodyContext, ClientBody, DEFAULT_BODY_TIMEOUT, UpstreamBody};
 use crate::edge::{ErrorBody, MAX_ERROR_BODY};
+use crate::instruments::Instruments;
 use crate::proxy::ProxyBody;
 use crate::route::{OTHER, Route, RouteKind};
 use crate::session::{MAX_GATEWAY_BOT_BODY, SessionStartLimit};
@@ -70,13 +76,19 @@ pub enum ForwardErrorType {
     /// installed for the process (the bot installs one, or twilight-http's `build()` does
     /// from the rustls features of the bot's tree): 502.
     NoCryptoProvider,
+    /// The client's request body failed while it was forwarded: malformed (an overflowing
+    /// chunk size, bad chunked framing) or cut short (the client hung up mid-upload): 400.
+    /// The client's fault, not Discord's: counted `status_code="client_error"`.
+    ClientBody,
 }
 
 impl ForwardErrorType {
-    /// The status the proxy answers with: 504 for a timeout, else 502.
+    /// The status the proxy answers with: 504 for a timeout, 400 for the client's own fault,
+    /// else 502.
     pub const fn status(self) -> StatusCode {
         match self {
             Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::ClientBody => StatusCode::BAD_REQUEST,
             Self::Unreachable | Self::InvalidUri | Self::NoCryptoProvider => {
                 StatusCode::BAD_GATEWAY
             }
@@ -88,6 +100,11 @@ impl ForwardErrorType {
         matches!(self, Self::Timeout)
     }
 
+    /// Whether the client, not the upstream, failed the request.
+    pub const fn is_client_fault(self) -> bool {
+        matches!(self, Self::ClientBody)
+    }
+
     /// The message of the response body; never the URI, whose path may carry a token.
     const fn message(self) -> &'static str {
         match self {
@@ -95,6 +112,7 @@ impl ForwardErrorType {
             Self::Timeout => "botscope proxy: upstream timed out",
             Self::InvalidUri => "botscope proxy: request path is not a valid upstream uri",
             Self::NoCryptoProvider => "botscope proxy: no rustls crypto provider is installed",
+            Self::ClientBody => "botscope proxy: the request body is malformed or incomplete",
         }
     }
 }
@@ -106,6 +124,7 @@ impl fmt::Display for ForwardErrorType {
             Self::Timeout => "upstream did not answer in time",
             Self::InvalidUri => "request path is not a valid upstream uri",
             Self::NoCryptoProvider => "no rustls crypto provider is installed",
+            Self::ClientBody => "request body from the client is malformed or incomplete",
         })
     }
 }
@@ -201,11 +220,16 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
 pub struct Forward<B = Incoming> {
     /// Built at once when a crypto provider is at hand, else on the first request (see
     /// [`Forward::client`]).
-    client: Arc<OnceLock<Client<HttpsConnector<HttpConnector>, B>>>,
+    client: Arc<OnceLock<UpstreamClient<B>>>,
     provider: Option<Arc<CryptoProvider>>,
     upstream: Upstream,
     timeout: Duration,
+    body_timeout: Duration,
+    /// Where a body that fails after its head is counted: the metrics layer's.
+    instruments: Option<Arc<Instruments>>,
 }
+
+type UpstreamClient<B> = Client<HttpsConnector<HttpConnector>, ClientBody<B>>;
 
 impl<B> Clone for Forward<B> {
     fn clone(&self) -> Self {
@@ -214,6 +238,8 @@ impl<B> Clone for Forward<B> {
             provider: self.provider.clone(),
             upstream: self.upstream.clone(),
             timeout: self.timeout,
+            body_timeout: self.body_timeout,
+            instruments: self.instruments.clone(),
         }
     }
 }
@@ -223,6 +249,7 @@ impl<B> fmt::Debug for Forward<B> {
         f.debug_struct("Forward")
             .field("upstream", &self.upstream.authority)
             .field("timeout", &self.timeout)
+            .field("body_timeout", &self.body_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -254,11 +281,25 @@ where
             provider,
             upstream,
             timeout,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
+            instruments: None,
         };
         if let Some(provider) = forward.provider() {
             let _ = forward.client.set(client(provider)?);
         }
         Ok(forward)
+    }
+
+    /// Cuts an upstream body after `timeout` without a byte, and counts such failures in
+    /// `instruments` (see [`body`](crate::body)).
+    pub(crate) fn with_body_timeout(
+        mut self,
+        timeout: Duration,
+        instruments: Option<Arc<Instruments>>,
+    ) -> Self {
+        self.body_timeout = timeout;
+        self.instruments = instruments;
+        self
     }
 
     /// The provider given, else the process default.
@@ -269,7 +310,7 @@ where
     }
 
     /// The pooled client, built now if it was not yet and a provider is at hand.
-    fn client(&self) -> Option<&Client<HttpsConnector<HttpConnector>, B>> {
+    fn client(&self) -> Option<&UpstreamClient<B>> {
         if let Some(client) = self.client.get() {
             return Some(client);
         }
@@ -279,9 +320,7 @@ where
 }
 
 /// A pooled hyper client over TLS with `provider` and webpki's roots, HTTP/1.1 and HTTP/2.
-fn client<B>(
-    provider: Arc<CryptoProvider>,
-) -> Result<Client<HttpsConnector<HttpConnector>, B>, rustls::Error>
+fn client<B>(provider: Arc<CryptoProvider>) -> Result<UpstreamClient<B>, rustls::Error>
 where
     B: Body + Send + 'static + Unpin,
     B::Data: Send,
@@ -347,6 +386,9 @@ where
             sleep: None,
             failure: failure.clone(),
             gateway_bot,
+            client_failed: None,
+            body_timeout: self.body_timeout,
+            instruments: None,
         };
         let Some(uri) = self.upstream.uri(parts.uri.path_and_query()) else {
             return refused(ForwardErrorType::InvalidUri);
@@ -359,6 +401,8 @@ where
         strip_hop_by_hop(&mut parts.headers);
         // The client sets `host` from the upstream URI.
         parts.headers.remove(header::HOST);
+        let client_failed = Arc::new(AtomicBool::new(false));
+        let body = ClientBody::new(body, Arc::clone(&client_failed));
         let response = client.request(Request::from_parts(parts, body));
         ForwardFuture {
             inner: Some(response),
@@ -367,6 +411,9 @@ where
             sleep: Some(tokio::time::sleep(self.timeout)),
             failure,
             gateway_bot,
+            client_failed: Some(client_failed),
+            body_timeout: self.body_timeout,
+            instruments: self.instruments.clone(),
         }
     }
 }
@@ -387,14 +434,26 @@ impl Failure {
     ) -> Response<ProxyBody> {
         let status = kind.status();
         // The source is hyper-util's error, whose text names its kind only, never the URI.
-        tracing::warn!(
-            endpoint = %self.endpoint,
-            method = self.method,
-            status = status.as_u16(),
-            error = %kind,
-            source = source.map(tracing::field::display),
-            "botscope proxy: request not forwarded"
-        );
+        if kind.is_client_fault() {
+            // Any client on the host can cause these: not worth a warning.
+            tracing::debug!(
+                endpoint = %self.endpoint,
+                method = self.method,
+                status = status.as_u16(),
+                error = %kind,
+                source = source.map(tracing::field::display),
+                "botscope proxy: request not forwarded"
+            );
+        } else {
+            tracing::warn!(
+                endpoint = %self.endpoint,
+                method = self.method,
+                status = status.as_u16(),
+                error = %kind,
+                source = source.map(tracing::field::display),
+                "botscope proxy: request not forwarded"
+            );
+        }
         let mut response = own_response(status, kind.message());
         response.extensions_mut().insert(kind);
         response
@@ -420,6 +479,10 @@ pin_project! {
         failure: Failure,
         // Whether the request is a `GET /gateway/bot`.
         gateway_bot: bool,
+        // Set when the client's body failed: a failed request is then the client's fault.
+        client_failed: Option<Arc<AtomicBool>>,
+        body_timeout: Duration,
+        instruments: Option<Arc<Instruments>>,
     }
 }
 
@@ -503,14 +566,32 @@ impl Future for ForwardFuture {
                     Ok(mut response) => {
                         strip_hop_by_hop(response.headers_mut());
                         let Some(read) = Read::of(*this.gateway_bot, &response) else {
-                            return Poll::Ready(Ok(response.map(Either::Left)));
+                            let context = BodyContext {
+                                endpoint: this.failure.endpoint.clone(),
+                                method: this.failure.method,
+                                status: response.status().as_u16(),
+                                instruments: this.instruments.take(),
+                            };
+                            let timeout = *this.body_timeout;
+                            return Poll::Ready(Ok(response.map(|body| {
+                                Either::Left(UpstreamBody::new(body, timeout, context))
+                            })));
                         };
                         *this.reading = Some(Box::pin(read_body(response, read)));
                     }
                     Err(source) => {
-                        return Poll::Ready(Ok(this
-                            .failure
-                            .answer(ForwardErrorType::Unreachable, Some(&source))));
+                        // hyper reports a failed request body as a failed request: the body
+                        // itself says whether it failed.
+                        let kind = if this
+                            .client_failed
+                            .as_ref()
+                            .is_some_and(|failed| failed.load(Ordering::Acquire))
+                        {
+                            ForwardErrorType::ClientBody
+                        } else {
+                            ForwardErrorType::Unreachable
+                        };
+                        return Poll::Ready(Ok(this.failure.answer(kind, Some(&source))));
                     }
                 }
             }

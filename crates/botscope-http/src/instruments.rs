@@ -37,6 +37,9 @@ pub const CLOCK_SKEW: &str = "clock_skew";
 /// Counter `N_discord_api_edge_errors_total{kind}`: answers of Discord's edge, not its API
 /// (see [`edge`](crate::edge)).
 pub const EDGE_ERRORS: &str = "discord_api_edge_errors";
+/// Counter `N_discord_api_body_errors_total{endpoint,method,kind}`: upstream bodies that
+/// failed after their head (see [`body`](crate::body)).
+pub const BODY_ERRORS: &str = "discord_api_body_errors";
 /// Gauge `N_gateway_session_starts_remaining`, from `GET /gateway/bot` (see
 /// [`session`](crate::session)).
 pub const SESSION_STARTS_REMAINING: &str = "gateway_session_starts_remaining";
@@ -53,6 +56,11 @@ pub const SECONDS: &str = "s";
 pub const STATUS_ERROR: &str = "error";
 /// The `status_code` value of an upstream timeout.
 pub const STATUS_TIMEOUT: &str = "timeout";
+/// The `status_code` value of a request the client spoiled: its body was malformed, or it hung
+/// up mid-upload (the proxy's 400, marked [`ForwardErrorType::ClientBody`]).
+///
+/// [`ForwardErrorType::ClientBody`]: crate::ForwardErrorType::ClientBody
+pub const STATUS_CLIENT_ERROR: &str = "client_error";
 /// The `status_code` value of a request dropped before its response head (the caller gave up).
 pub const STATUS_CANCELLED: &str = botscope_core::status::CANCELLED;
 /// The `status_code` value of a request whose inner future panicked.
@@ -83,6 +91,7 @@ pub(crate) struct Instruments {
     pub(crate) interaction_followups: Counter<u64>,
     pub(crate) clock_skew: Counter<u64>,
     pub(crate) edge_errors: Counter<u64>,
+    pub(crate) body_errors: Counter<u64>,
     session_starts_remaining: Gauge<u64>,
     session_starts_total_limit: Gauge<u64>,
     session_starts_reset: Gauge<f64>,
@@ -157,6 +166,12 @@ impl Instruments {
                 .u64_counter(EDGE_ERRORS)
                 .with_description(
                     "Discord REST answers from its edge (Cloudflare), not its API, by kind",
+                )
+                .build(),
+            body_errors: meter
+                .u64_counter(BODY_ERRORS)
+                .with_description(
+                    "Discord REST answers whose body failed after the head, by endpoint, method and kind",
                 )
                 .build(),
             session_starts_remaining: meter

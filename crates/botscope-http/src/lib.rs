@@ -1,6 +1,8 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod body;
+mod connections;
 pub mod edge;
 pub mod forward;
 mod instruments;
@@ -11,14 +13,15 @@ pub mod ratelimit;
 pub mod route;
 pub mod session;
 
+pub use body::{BodyErrorKind, UpstreamBody};
 pub use edge::{EdgeErrorKind, ErrorBody};
 pub use forward::{Forward, ForwardErrorType};
 pub use instruments::{
-    CLOCK_SKEW, EDGE_ERRORS, INTERACTION_FOLLOWUPS, INTERACTION_RESPONSE, INTERACTION_RESPONSES,
-    INVALID_REQUESTS, INVALID_WINDOW, MAX_CONCURRENCY, RATELIMIT_WAIT, RATELIMITED,
-    REQUEST_DURATION, REQUESTS, REQUESTS_IN_FLIGHT, SECONDS, SESSION_STARTS_REMAINING,
-    SESSION_STARTS_RESET, SESSION_STARTS_TOTAL_LIMIT, STATUS_CANCELLED, STATUS_ERROR, STATUS_PANIC,
-    STATUS_TIMEOUT,
+    BODY_ERRORS, CLOCK_SKEW, EDGE_ERRORS, INTERACTION_FOLLOWUPS, INTERACTION_RESPONSE,
+    INTERACTION_RESPONSES, INVALID_REQUESTS, INVALID_WINDOW, MAX_CONCURRENCY, RATELIMIT_WAIT,
+    RATELIMITED, REQUEST_DURATION, REQUESTS, REQUESTS_IN_FLIGHT, SECONDS, SESSION_STARTS_REMAINING,
+    SESSION_STARTS_RESET, SESSION_STARTS_TOTAL_LIMIT, STATUS_CANCELLED, STATUS_CLIENT_ERROR,
+    STATUS_ERROR, STATUS_PANIC, STATUS_TIMEOUT,
 };
 pub use interaction::DiscordErrorCode;
 pub use metrics::{DiscordMetrics, DiscordMetricsLayer, DiscordMetricsLayerBuilder};

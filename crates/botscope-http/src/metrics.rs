@@ -33,6 +33,7 @@
 //! | `N_discord_api_ratelimited_total` | `endpoint`, `scope` (`user`, `global`, `shared`, `cloudflare`) |
 //! | `N_discord_api_invalid_requests` | — 401, 403 and non-shared 429 in the last 10 minutes |
 //! | `N_discord_api_edge_errors_total` | `kind`: answers of Discord's [edge](crate::edge) |
+//! | `N_discord_api_body_errors_total` | `endpoint`, `method`, `kind`: proxy only, upstream bodies that failed after their head ([`body`](crate::body)) |
 //! | `N_gateway_session_starts_*`, `N_gateway_max_concurrency` | — : [session starts](crate::session), from `GET /gateway/bot` |
 //!
 //! # `status_code`
@@ -43,6 +44,8 @@
 //!   [`ForwardErrorType`]);
 //! - `timeout`: the upstream sent no response head in time (the proxy's 504, marked the same
 //!   way);
+//! - `client_error`: the client's request body was malformed or cut short (the proxy's 400,
+//!   marked [`ForwardErrorType::ClientBody`]): not the upstream's fault;
 //! - `cancelled`: the request was dropped before its response head, for example because the
 //!   caller gave up;
 //! - `panic`: the inner future panicked; the panic resumes unchanged.
@@ -70,7 +73,7 @@
 //! `endpoint` is a [route template](crate::route) from a closed vocabulary, capped at
 //! [`DEFAULT_ENDPOINT_CAP`](crate::route::DEFAULT_ENDPOINT_CAP) values (then `other`) by the
 //! layer's [`Routes`], or by the parser of whichever layer parsed the request first;
-//! `method` has six values; `status_code` is bounded by HTTP plus four words.
+//! `method` has six values; `status_code` is bounded by HTTP plus five words.
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -91,8 +94,8 @@ use tower::{Layer, Service};
 use crate::edge::{EdgeErrorKind, ErrorBody};
 use crate::forward::ForwardErrorType;
 use crate::instruments::{
-    ENDPOINT, Instruments, KIND, METHOD, OUTCOME, SCOPE, STATUS_CODE, STATUS_ERROR, STATUS_TIMEOUT,
-    kv, status_value,
+    ENDPOINT, Instruments, KIND, METHOD, OUTCOME, SCOPE, STATUS_CLIENT_ERROR, STATUS_CODE,
+    STATUS_ERROR, STATUS_TIMEOUT, kv, status_value,
 };
 use crate::interaction;
 use crate::ratelimit::RateLimitScope;
@@ -168,6 +171,11 @@ impl DiscordMetricsLayer {
     /// layers of a stack.
     pub fn routes(&self) -> &Routes {
         &self.routes
+    }
+
+    /// The shared instruments, for the proxy's count of bodies failed after their head.
+    pub(crate) fn instruments(&self) -> &Arc<Instruments> {
+        &self.instruments
     }
 }
 
@@ -393,6 +401,9 @@ impl Finish<Answer> for Record {
             }
             Ending::Completed(Answer::NotForwarded(ForwardErrorType::Timeout)) => {
                 Value::from(STATUS_TIMEOUT)
+            }
+            Ending::Completed(Answer::NotForwarded(ForwardErrorType::ClientBody)) => {
+                Value::from(STATUS_CLIENT_ERROR)
             }
             Ending::Completed(Answer::NotForwarded(_) | Answer::Error) => Value::from(STATUS_ERROR),
             Ending::Panicked => Value::from(Outcome::Panic.as_str()),

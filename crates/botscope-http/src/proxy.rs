@@ -23,6 +23,9 @@
 //!
 //! # Rules
 //!
+//! - Only Discord's methods are forwarded: GET, POST, PUT, PATCH and DELETE, all twilight-http
+//!   sends. Any other (HEAD, OPTIONS, TRACE, CONNECT, custom ones) gets 405 with an `Allow`
+//!   header ([`FORWARDED_METHODS`]), before the ratelimiter and the metrics.
 //! - Only `/api/v{N}/…` paths are forwarded (others get 404), to the configured upstream
 //!   only: an absolute-form request naming another host gets 400.
 //! - The proxy never answers 401 or 429 for its own reasons (twilight-http would disable its
@@ -31,6 +34,15 @@
 //!   [`ForwardErrorType`](crate::ForwardErrorType) in the response extensions, so they pass
 //!   through your layers as responses and are counted right whatever your layers do to
 //!   errors. An error one of your layers returns is answered 502.
+//! - A request body the client spoils (bad chunked framing, a hang-up mid-upload) is the
+//!   client's fault: 400, counted `status_code="client_error"`, logged at `debug` only.
+//! - An upstream body with no byte for the [body timeout](DiscordProxyBuilder::body_timeout)
+//!   is cut and counted apart (see [`body`](crate::body)).
+//! - At most [`max_connections`](DiscordProxyBuilder::max_connections) connections are open;
+//!   past the cap a new one closes the connection that has waited longest for a request head,
+//!   or is closed itself when every connection has a request in flight. Each request head must
+//!   be complete within the [header read
+//!   timeout](DiscordProxyBuilder::header_read_timeout).
 //! - Hop-by-hop headers are stripped both ways; bodies stream through.
 //! - Paths with empty, `.` or `..` segments (percent-encoded or not) get 400: Discord has
 //!   none, and they are how a token would slip past the shapes that are redacted.
@@ -51,13 +63,13 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Request, Response, StatusCode};
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use opentelemetry::StringValue;
 use opentelemetry::metrics::Meter;
 use pin_project_lite::pin_project;
@@ -69,13 +81,17 @@ use tower::{Layer, Service, ServiceBuilder};
 use twilight_http::client::ClientBuilder;
 use twilight_http_ratelimiting::RateLimiter;
 
+pub use crate::body::DEFAULT_BODY_TIMEOUT;
+use crate::body::UpstreamBody;
+use crate::connections::{Connections, Tracked};
 use crate::forward::{DEFAULT_TIMEOUT, DEFAULT_UPSTREAM, Forward, Upstream, own_response};
 use crate::metrics::{BoxError, DiscordMetricsLayer};
 use crate::ratelimit::RateLimitLayer;
 use crate::route::Routes;
 
-/// The body of the proxy's responses: the upstream's, streamed, or the proxy's own.
-pub type ProxyBody = Either<Incoming, Full<Bytes>>;
+/// The body of the proxy's responses: the upstream's, streamed (with an idle timeout, see
+/// [`UpstreamBody`]), or the proxy's own.
+pub type ProxyBody = Either<UpstreamBody, Full<Bytes>>;
 
 /// The service a [`DiscordProxyBuilder::layer`] wraps: the rest of the stack, boxed.
 ///
@@ -96,6 +112,20 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// ratelimit wait. Discord's own round trip stays bounded by the proxy's upstream
 /// [`timeout`](DiscordProxyBuilder::timeout) (504).
 pub const DEFAULT_CLIENT_TIMEOUT: Duration = Duration::from_secs(60 * 60);
+
+/// How many connections the proxy keeps open at once by default
+/// ([`DiscordProxyBuilder::max_connections`]).
+///
+/// A bot has one per request in flight (twilight-http keeps them alive and reuses them);
+/// Discord's global limit of 50 requests per second leaves 256 far from reach.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
+
+/// How long a connection may wait for a complete request head by default
+/// ([`DiscordProxyBuilder::header_read_timeout`]): 100 s.
+///
+/// Longer than the 90 s for which twilight-http's connection pool (hyper's) keeps an idle
+/// connection, so the proxy never closes a connection at the instant the bot reuses it.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(100);
 
 /// An error spawning a [`DiscordProxy`].
 #[derive(Debug)]
@@ -184,7 +214,10 @@ pub struct DiscordProxyBuilder {
     upstream: String,
     listen: SocketAddr,
     timeout: Duration,
+    body_timeout: Duration,
     client_timeout: Duration,
+    max_connections: usize,
+    header_read_timeout: Duration,
     meter: Option<Meter>,
     metrics: Option<DiscordMetricsLayer>,
     limiter: Option<RateLimiter>,
@@ -198,7 +231,10 @@ impl fmt::Debug for DiscordProxyBuilder {
             .field("upstream", &self.upstream)
             .field("listen", &self.listen)
             .field("timeout", &self.timeout)
+            .field("body_timeout", &self.body_timeout)
             .field("client_timeout", &self.client_timeout)
+            .field("max_connections", &self.max_connections)
+            .field("header_read_timeout", &self.header_read_timeout)
             .field("layers", &self.layers.len())
             .finish_non_exhaustive()
     }
@@ -210,7 +246,10 @@ impl Default for DiscordProxyBuilder {
             upstream: DEFAULT_UPSTREAM.to_owned(),
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             timeout: DEFAULT_TIMEOUT,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
             client_timeout: DEFAULT_CLIENT_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             meter: None,
             metrics: None,
             limiter: None,
@@ -236,6 +275,40 @@ impl DiscordProxyBuilder {
     /// How long to wait for the upstream's response head before answering 504 (default 10 s).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// How long to wait for each next byte of the upstream's response body (default
+    /// [`DEFAULT_BODY_TIMEOUT`], 30 s). An upstream silent for longer has its body cut: the
+    /// client sees the body end with an error, the failure is counted in
+    /// `N_discord_api_body_errors_total{kind="timeout"}` and logged once (see
+    /// [`body`](crate::body)). A value too large to add to the clock means no timeout.
+    pub fn body_timeout(mut self, timeout: Duration) -> Self {
+        self.body_timeout = timeout;
+        self
+    }
+
+    /// At most `max` connections open at once on the proxy's port (default
+    /// [`DEFAULT_MAX_CONNECTIONS`]; at least 1). Past it, each new connection closes the open
+    /// one that has waited longest for a request head (accepted and silent, holding a
+    /// half-sent head, or idle between requests); if every open connection has a request in
+    /// flight, the new connection is closed at once. A request in flight is never cut, and
+    /// connections held open without a request cannot keep the bot's out.
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.max_connections = max;
+        self
+    }
+
+    /// How long a connection may wait for a complete request head (default
+    /// [`DEFAULT_HEADER_READ_TIMEOUT`], 100 s), counted from the moment it starts waiting:
+    /// when it is accepted, or when its previous response is sent. It is hyper's HTTP/1
+    /// header read timeout, so it is also the keep-alive idle timeout of HTTP/1 connections:
+    /// keep it above the 90 s for which the bot's client keeps an idle connection. HTTP/2
+    /// connections (twilight-http opens none to the proxy) are bounded by
+    /// [`max_connections`](Self::max_connections) only. A value too large to add to the clock
+    /// (`Duration::MAX`) means no timeout.
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.header_read_timeout = timeout;
         self
     }
 
@@ -347,6 +420,12 @@ impl DiscordProxyBuilder {
         // One parser for the gate and both layers: the metrics layer's, so proxies sharing
         // one metrics layer share its endpoint cap too.
         let routes = metrics.routes().clone();
+        let forward =
+            forward.with_body_timeout(self.body_timeout, Some(Arc::clone(metrics.instruments())));
+        let limits = Limits {
+            max_connections: self.max_connections,
+            header_read_timeout: self.header_read_timeout,
+        };
         let mut ratelimit = RateLimitLayer::builder().routes(routes.clone());
         if let Some(meter) = &self.meter {
             ratelimit = ratelimit.meter(meter.clone());
@@ -363,6 +442,7 @@ impl DiscordProxyBuilder {
             tokio::spawn(serve(
                 listener,
                 Gate::new(stack, local_addr, routes),
+                limits,
                 signal,
             ))
         } else {
@@ -375,6 +455,7 @@ impl DiscordProxyBuilder {
             tokio::spawn(serve(
                 listener,
                 Gate::new(service, local_addr, routes),
+                limits,
                 signal,
             ))
         };
@@ -441,8 +522,19 @@ impl DiscordProxy {
     }
 }
 
-async fn serve<S>(listener: TcpListener, gate: Gate<S>, mut signal: watch::Receiver<bool>)
-where
+/// How the accept loop treats connections.
+#[derive(Clone, Copy, Debug)]
+struct Limits {
+    max_connections: usize,
+    header_read_timeout: Duration,
+}
+
+async fn serve<S>(
+    listener: TcpListener,
+    gate: Gate<S>,
+    limits: Limits,
+    mut signal: watch::Receiver<bool>,
+) where
     Gate<S>: Service<Request<Incoming>, Response = Response<ProxyBody>, Error = Infallible>
         + Clone
         + Send
@@ -450,8 +542,17 @@ where
         + 'static,
     <Gate<S> as Service<Request<Incoming>>>::Future: Send + 'static,
 {
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // hyper adds the timeout to the clock: one too large for it means none.
+    let header_read_timeout = tokio::time::Instant::now()
+        .checked_add(limits.header_read_timeout)
+        .map(|_| limits.header_read_timeout);
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout);
     let graceful = GracefulShutdown::new();
+    let connections = Connections::new(limits.max_connections);
     loop {
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -465,15 +566,25 @@ where
             () = stop_requested(&mut signal) => break,
         };
         let _ = stream.set_nodelay(true);
-        let connection = builder
-            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(gate.clone()))
-            .into_owned();
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(error = %error, "botscope proxy: connection ended with an error");
-            }
+        let admitted = connections.admit(|activity, registration| {
+            let connection = builder
+                .serve_connection(TokioIo::new(stream), Tracked::new(gate.clone(), activity))
+                .into_owned();
+            let connection = graceful.watch(connection);
+            tokio::spawn(async move {
+                let _registration = registration;
+                if let Err(error) = connection.await {
+                    tracing::debug!(error = %error, "botscope proxy: connection ended with an error");
+                }
+            })
+            .abort_handle()
         });
+        if !admitted {
+            tracing::debug!(
+                max = limits.max_connections,
+                "botscope proxy: connection cap reached with every connection busy, closed the new one"
+            );
+        }
     }
     drop(listener);
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await;
@@ -523,6 +634,20 @@ impl<S> Gate<S> {
     }
 }
 
+/// The methods the proxy forwards, as its `Allow` header lists them: Discord's REST API uses
+/// only these, and so does twilight-http (its `Method` has no other).
+pub const FORWARDED_METHODS: &str = "GET, POST, PUT, PATCH, DELETE";
+
+/// Whether the proxy forwards `method` (see [`FORWARDED_METHODS`]): anything else, `HEAD`
+/// and `OPTIONS` included, is answered 405 by the proxy and never reaches the ratelimiter,
+/// the metrics or Discord.
+fn is_forwarded_method(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    )
+}
+
 /// Whether every segment of `path` is a real one: not empty (`//`, a trailing `/`), not `.`
 /// or `..` (percent-encoded or not). Discord's API has no such paths, and they are how a
 /// token slips past the shapes the ratelimiter's redaction and the route templates know.
@@ -569,6 +694,18 @@ where
         let refusal = |status, message| GateFuture::Refused {
             response: Some(own_response(status, message)),
         };
+        if !is_forwarded_method(request.method()) {
+            let mut response = own_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "botscope proxy forwards only GET, POST, PUT, PATCH and DELETE",
+            );
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(FORWARDED_METHODS));
+            return GateFuture::Refused {
+                response: Some(response),
+            };
+        }
         if !self.names_us(request.uri()) {
             return refusal(
                 StatusCode::BAD_REQUEST,
