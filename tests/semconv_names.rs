@@ -47,7 +47,8 @@ const DB_BUCKETS: [&str; 10] = [
 /// `# TYPE` of `family` in the exposition text.
 fn type_of<'a>(text: &'a str, family: &str) -> Option<&'a str> {
     let prefix = format!("# TYPE {family} ");
-    text.lines().find_map(|line| line.strip_prefix(prefix.as_str()))
+    text.lines()
+        .find_map(|line| line.strip_prefix(prefix.as_str()))
 }
 
 /// The label names of the samples of `name` (without `le`), one set per series.
@@ -68,7 +69,12 @@ fn label_sets(scrape: &Scrape, name: &str) -> BTreeSet<Vec<String>> {
 /// The `le` bounds of one series of the histogram `family`, in exposition order.
 fn buckets(scrape: &Scrape, family: &str) -> Vec<String> {
     let name = format!("{family}_bucket");
-    let first = scrape.series(&name).next().expect("a bucket").labels.clone();
+    let first = scrape
+        .series(&name)
+        .next()
+        .expect("a bucket")
+        .labels
+        .clone();
     scrape
         .series(&name)
         .filter(|sample| {
@@ -160,7 +166,11 @@ async fn semconv_families_match_the_conventions() {
         .copied()
         .chain([("http_response_status_code", "200")])
         .collect();
-    assert_eq!(scrape.value(&format!("{family}_count"), &ok), Some(1.0), "{text}");
+    assert_eq!(
+        scrape.value(&format!("{family}_count"), &ok),
+        Some(1.0),
+        "{text}"
+    );
     let not_found: Vec<_> = common
         .iter()
         .copied()
@@ -218,7 +228,13 @@ async fn semconv_families_match_the_conventions() {
     // SQLite's extended result code of a duplicate primary key, SQLITE_CONSTRAINT_PRIMARYKEY.
     assert_eq!(violation.labels["db_response_status_code"], "1555");
     assert_eq!(
-        keys(&violation.labels.keys().map(String::as_str).collect::<Vec<_>>()),
+        keys(
+            &violation
+                .labels
+                .keys()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+        ),
         keys(&[
             "db_system_name",
             "db_namespace",
@@ -235,7 +251,10 @@ async fn semconv_families_match_the_conventions() {
         .label_values("db_client_connection_count", "db_client_connection_state")
         .into_iter()
         .collect();
-    assert_eq!(states, BTreeSet::from(["idle".to_owned(), "used".to_owned()]));
+    assert_eq!(
+        states,
+        BTreeSet::from(["idle".to_owned(), "used".to_owned()])
+    );
     assert_eq!(
         label_sets(&scrape, "db_client_connection_count"),
         BTreeSet::from([keys(&[
@@ -272,7 +291,10 @@ async fn semconv_families_match_the_conventions() {
     ] {
         assert!(!scrape.has(replaced), "{replaced} in {text}");
     }
-    assert!(scrape.has("disruptor_discord_api_requests_in_flight"), "{text}");
+    assert!(
+        scrape.has("disruptor_discord_api_requests_in_flight"),
+        "{text}"
+    );
 
     proxy.shutdown().await;
     fake.shutdown().await;
