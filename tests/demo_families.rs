@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use botscope_testkit::{Scrape, client};
 use botscope_tests::demo::Demo;
+use botscope_tests::prometheus::check_metrics;
 
 /// Every family of the catalogue as the demo (namespace `disruptor`, feature `jemalloc`)
 /// exposes it, by the sample name a histogram or counter shows.
@@ -208,4 +209,83 @@ async fn every_family_is_live_within_15_seconds() {
             "type={kind}"
         );
     }
+}
+
+/// Whether some sample of `name` carries every label of `labels`.
+fn has_labels(scrape: &Scrape, name: &str, labels: &[&str]) -> bool {
+    scrape.series(name).any(|sample| {
+        labels
+            .iter()
+            .all(|label| sample.labels.contains_key(*label))
+    })
+}
+
+/// `BOTSCOPE_NAMING=semconv`: the REST and database families under the OpenTelemetry
+/// semantic conventions' names, every other family as before, and promtool finds nothing.
+#[tokio::test]
+#[ignore = "needs the built demo and promtool: run by .ci/run"]
+async fn semconv_naming_shows_the_conventions_names() {
+    let started = Instant::now();
+    let demo = Demo::start_with(0, 1, 2, &[("BOTSCOPE_NAMING", "semconv")]).await;
+    let wanted: [(&str, &[&str]); 2] = [
+        (
+            "http_client_request_duration_seconds_bucket",
+            &[
+                "http_request_method",
+                "http_response_status_code",
+                "url_template",
+                "server_address",
+                "server_port",
+            ],
+        ),
+        (
+            "db_client_operation_duration_seconds_bucket",
+            &[
+                "db_system_name",
+                "db_operation_name",
+                "db_collection_name",
+                "db_namespace",
+            ],
+        ),
+    ];
+    let text = loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "not live after 15 s: {wanted:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let text = client::get(demo.metrics_addr(), "/metrics")
+            .await
+            .expect("scrape")
+            .text();
+        let scrape = Scrape::parse(&text);
+        if wanted
+            .iter()
+            .all(|(name, labels)| has_labels(&scrape, name, labels))
+        {
+            break text;
+        }
+    };
+    let scrape = Scrape::parse(&text);
+    for family in [
+        "db_client_connection_count",
+        "db_client_connection_max",
+        "db_client_connection_wait_time_seconds_bucket",
+        // not named by the conventions: as before
+        "disruptor_discord_api_requests_in_flight",
+        "disruptor_gateway_events_total",
+        "disruptor_scheduler_jobs_total",
+    ] {
+        assert!(scrape.has(family), "{family} missing");
+    }
+    for replaced in [
+        "disruptor_discord_api_requests_total",
+        "disruptor_discord_api_request_duration_seconds_bucket",
+        "disruptor_database_query_duration_seconds_bucket",
+        "disruptor_database_queries_total",
+        "disruptor_database_connections",
+    ] {
+        assert!(!scrape.has(replaced), "{replaced} still there");
+    }
+    check_metrics(&text);
 }

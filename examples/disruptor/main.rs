@@ -8,9 +8,11 @@
 //! Without `DISCORD_TOKEN` it runs against botscope-testkit's fake Discord on loopback (REST
 //! and two gateway shards with a steady stream of events) and an in-memory SQLite database.
 //! With `DISCORD_TOKEN` it talks to real Discord, and to PostgreSQL when `DATABASE_URL` says
-//! so. Other settings: `BOTSCOPE_LISTEN` (default 127.0.0.1:9464), `DISRUPTOR_SHARDS` (the
-//! shard ids this process runs, e.g. `0-0`; default all) and `DISRUPTOR_SHARD_TOTAL`
-//! (default 2), so several processes can split one bot's shards.
+//! so. Other settings: `BOTSCOPE_LISTEN` (default 127.0.0.1:9464), `BOTSCOPE_NAMING`
+//! (`botscope`, the default, or `semconv` for the OpenTelemetry semantic-convention names of
+//! the REST and database families), `DISRUPTOR_SHARDS` (the shard ids this process runs,
+//! e.g. `0-0`; default all) and `DISRUPTOR_SHARD_TOTAL` (default 2), so several processes
+//! can split one bot's shards.
 
 mod db;
 mod sim;
@@ -26,7 +28,7 @@ use botscope::gateway::lavalink::LavalinkTap;
 use botscope::gateway::{CommandMetrics, GatewayTap, InstrumentedQueue, VoiceMetrics};
 use botscope::http::DiscordProxy;
 use botscope::jobs::{Job, SchedulerRegistry, cron};
-use botscope::{DEFAULT_LISTEN, Telemetry};
+use botscope::{DEFAULT_LISTEN, Naming, Telemetry};
 use botscope_testkit::Scrape;
 use db::Db;
 use sim::Sim;
@@ -67,6 +69,7 @@ struct Settings {
     token: Option<String>,
     database_url: Option<String>,
     listen: String,
+    naming: Naming,
     shards: Range<u32>,
     total: u32,
 }
@@ -96,10 +99,17 @@ impl Settings {
             }
             None => 0..total,
         };
+        let naming = match var("BOTSCOPE_NAMING") {
+            Some(name) => Naming::parse(&name).ok_or(format!(
+                "BOTSCOPE_NAMING={name:?}: expected botscope or semconv"
+            ))?,
+            None => Naming::Botscope,
+        };
         Ok(Self {
             token: var("DISCORD_TOKEN"),
             database_url: var("DATABASE_URL"),
             listen: var("BOTSCOPE_LISTEN").unwrap_or_else(|| DEFAULT_LISTEN.to_string()),
+            naming,
             shards,
             total,
         })
@@ -126,6 +136,8 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .namespace("disruptor")
         .service_name("disruptor")
         .listen(settings.listen.as_str())
+        // Installed first: the proxy and the pool below take its naming as their default.
+        .naming(settings.naming)
         .install()?;
 
     let sim = match settings.token {
@@ -253,14 +265,18 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// One line of totals, read from the exposition as Prometheus would see it.
+/// One line of totals, read from the exposition as Prometheus would see it. Requests and
+/// queries are counted by the catalogue's counters or, under `BOTSCOPE_NAMING=semconv`, by
+/// the semantic conventions' histograms; only one of each pair is there.
 fn summarize(scrape: &Scrape) -> String {
     let total = |name: &str| scrape.value(name, &[]).unwrap_or(0.0);
     format!(
         "disruptor: requests={} events={} queries={} jobs={}",
-        total("disruptor_discord_api_requests_total"),
+        total("disruptor_discord_api_requests_total")
+            + total("http_client_request_duration_seconds_count"),
         total("disruptor_gateway_events_total"),
-        total("disruptor_database_queries_total"),
+        total("disruptor_database_queries_total")
+            + total("db_client_operation_duration_seconds_count"),
         total("disruptor_scheduler_jobs_total"),
     )
 }

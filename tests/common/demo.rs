@@ -41,13 +41,21 @@ impl Demo {
     /// Starts the demo on the embedded fake Discord with shards `first..=last` of `total`,
     /// and waits until its `/metrics` answers.
     pub async fn start(first: u32, last: u32, total: u32) -> Self {
+        Self::start_with(first, last, total, &[]).await
+    }
+
+    /// [`start`](Self::start) with the extra environment variables `env` (e.g.
+    /// `BOTSCOPE_NAMING`).
+    pub async fn start_with(first: u32, last: u32, total: u32, env: &[(&str, &str)]) -> Self {
         let metrics: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let child = Command::new(binary())
             .env_remove("DISCORD_TOKEN")
             .env_remove("DATABASE_URL")
+            .env_remove("BOTSCOPE_NAMING")
             .env("BOTSCOPE_LISTEN", metrics.to_string())
             .env("DISRUPTOR_SHARDS", format!("{first}-{last}"))
             .env("DISRUPTOR_SHARD_TOTAL", total.to_string())
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()

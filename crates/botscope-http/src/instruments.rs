@@ -6,12 +6,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use botscope_core::buckets::default_buckets;
+use botscope_core::naming::{ERROR_TYPE, ERROR_TYPE_OTHER, Naming};
+use http::StatusCode;
 use opentelemetry::metrics::{
     BoundHistogram, BoundUpDownCounter, Counter, Gauge, Histogram, Meter, ObservableGauge,
 };
-use opentelemetry::{KeyValue, Value};
+use opentelemetry::{KeyValue, StringValue, Value};
 use tokio::time::Instant;
 
+use crate::forward::ForwardErrorType;
 use crate::session::SessionStartLimit;
 
 /// Counter `N_discord_api_requests_total{endpoint,method,status_code}`.
@@ -52,6 +55,32 @@ pub const MAX_CONCURRENCY: &str = "gateway_max_concurrency";
 /// The unit of the histograms.
 pub const SECONDS: &str = "s";
 
+// The OpenTelemetry semantic conventions v1.44, for `Naming::Semconv`. Checked against
+// open-telemetry/semantic-conventions `model/http/metrics.yaml` (commit c2089b1b),
+// `model/http/common.yaml` (commit 1ebf1557) and the buckets of `docs/http/http-metrics.md`,
+// by the test `tests/semconv_names.rs` of botscope-tests.
+
+/// Histogram `http.client.request.duration` (`s`, stable), which replaces [`REQUESTS`] and
+/// [`REQUEST_DURATION`] under `Naming::Semconv`: `_count` by status is the request count.
+/// Prometheus shows `http_client_request_duration_seconds`.
+pub const HTTP_CLIENT_REQUEST_DURATION: &str = "http.client.request.duration";
+/// The buckets the conventions advise for [`HTTP_CLIENT_REQUEST_DURATION`], in seconds.
+pub const HTTP_CLIENT_REQUEST_DURATION_BUCKETS: [f64; 14] = [
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+/// The well-known methods of the conventions (RFC 9110 and PATCH); any other is `_OTHER`.
+pub(crate) const HTTP_METHODS: [&str; 9] = [
+    "CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE",
+];
+/// Where Discord's API answers: the default `server.address` and `server.port`.
+pub(crate) const DISCORD_SERVER: (&str, u16) = ("discord.com", 443);
+
+pub(crate) const HTTP_REQUEST_METHOD: &str = "http.request.method";
+pub(crate) const HTTP_RESPONSE_STATUS_CODE: &str = "http.response.status_code";
+pub(crate) const SERVER_ADDRESS: &str = "server.address";
+pub(crate) const SERVER_PORT: &str = "server.port";
+pub(crate) const URL_TEMPLATE: &str = "url.template";
+
 /// The `status_code` value of a transport failure or a service error.
 pub const STATUS_ERROR: &str = "error";
 /// The `status_code` value of an upstream timeout.
@@ -76,10 +105,39 @@ pub(crate) const SCOPE: &str = "scope";
 pub(crate) const OUTCOME: &str = "outcome";
 pub(crate) const KIND: &str = "kind";
 
+/// How a request ended, as its count and duration record it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum End {
+    /// A response head with this status.
+    Head(StatusCode),
+    /// The proxy answered itself (502/504), marked with why.
+    NotForwarded(ForwardErrorType),
+    /// The inner service returned an error.
+    Error,
+    /// The inner future panicked.
+    Panicked,
+    /// Dropped before its response head.
+    Cancelled,
+}
+
+/// The count and duration of requests, by the names of one [`Naming`].
+enum RequestFamilies {
+    /// `N_discord_api_requests_total{endpoint,method,status_code}` and
+    /// `N_discord_api_request_duration_seconds{endpoint,method}`.
+    Botscope {
+        requests: Counter<u64>,
+        duration: Histogram<f64>,
+    },
+    /// `http.client.request.duration`; `server` is `server.address` and `server.port`.
+    Semconv {
+        duration: Histogram<f64>,
+        server: [KeyValue; 2],
+    },
+}
+
 /// The instruments of [`DiscordMetricsLayer`](crate::DiscordMetricsLayer), built once.
 pub(crate) struct Instruments {
-    pub(crate) requests: Counter<u64>,
-    pub(crate) duration: Histogram<f64>,
+    families: RequestFamilies,
     /// Bound once: the series has no attributes.
     pub(crate) in_flight: BoundUpDownCounter<i64>,
     pub(crate) ratelimited: Counter<u64>,
@@ -99,22 +157,45 @@ pub(crate) struct Instruments {
 }
 
 impl Instruments {
-    pub(crate) fn new(meter: &Meter) -> Self {
+    /// `server`: the `server.address` and `server.port` of [`Naming::Semconv`].
+    pub(crate) fn new(meter: &Meter, naming: Naming, server: (StringValue, u16)) -> Self {
         let invalid = Arc::new(SlidingWindow::new());
         // OpenTelemetry keeps a callback for the life of the provider: a weak reference lets
         // the window go with the last service, and a dropped layer report nothing.
         let observed = Arc::downgrade(&invalid);
+        let families = match naming {
+            Naming::Semconv => RequestFamilies::Semconv {
+                duration: meter
+                    .f64_histogram(HTTP_CLIENT_REQUEST_DURATION)
+                    .with_description("Duration of HTTP client requests.")
+                    .with_unit(SECONDS)
+                    .with_boundaries(HTTP_CLIENT_REQUEST_DURATION_BUCKETS.to_vec())
+                    .build(),
+                server: [
+                    KeyValue::new(SERVER_ADDRESS, Value::String(server.0)),
+                    KeyValue::new(SERVER_PORT, i64::from(server.1)),
+                ],
+            },
+            // `Naming::Botscope`, and any naming added later until it is wired here.
+            _ => RequestFamilies::Botscope {
+                requests: meter
+                    .u64_counter(REQUESTS)
+                    .with_description(
+                        "Discord REST requests by endpoint template, method and status",
+                    )
+                    .build(),
+                duration: meter
+                    .f64_histogram(REQUEST_DURATION)
+                    .with_description(
+                        "Time from sending a Discord REST request to its response head",
+                    )
+                    .with_unit(SECONDS)
+                    .with_boundaries(default_buckets())
+                    .build(),
+            },
+        };
         Self {
-            requests: meter
-                .u64_counter(REQUESTS)
-                .with_description("Discord REST requests by endpoint template, method and status")
-                .build(),
-            duration: meter
-                .f64_histogram(REQUEST_DURATION)
-                .with_description("Time from sending a Discord REST request to its response head")
-                .with_unit(SECONDS)
-                .with_boundaries(default_buckets())
-                .build(),
+            families,
             // A synchronous up/down counter, not an observed atomic: the SDK sums the adds of
             // every layer recording into one provider, where observations of one name would
             // overwrite each other.
@@ -196,6 +277,74 @@ impl Instruments {
         }
     }
 
+    /// The method value of a request: the route's `method` label, or under
+    /// [`Naming::Semconv`] the conventions' `http.request.method`.
+    pub(crate) fn method(&self, label: &'static str, method: &http::Method) -> &'static str {
+        match self.families {
+            RequestFamilies::Botscope { .. } => label,
+            RequestFamilies::Semconv { .. } => semconv_method(method),
+        }
+    }
+
+    /// Records the count and duration of one request to `endpoint` that took `elapsed` and
+    /// ended as `end`; `method` comes from [`method`](Self::method).
+    pub(crate) fn record_request(
+        &self,
+        endpoint: StringValue,
+        method: &'static str,
+        end: End,
+        elapsed: Duration,
+    ) {
+        match &self.families {
+            RequestFamilies::Botscope { requests, duration } => {
+                let endpoint = Value::String(endpoint);
+                // The histogram has no status label: a partial time would skew its quantiles.
+                if !matches!(end, End::Panicked | End::Cancelled) {
+                    duration.record(
+                        elapsed.as_secs_f64(),
+                        &[kv(ENDPOINT, endpoint.clone()), kv(METHOD, method)],
+                    );
+                }
+                let status = match end {
+                    End::Head(status) => status_value(status),
+                    End::NotForwarded(ForwardErrorType::Timeout) => Value::from(STATUS_TIMEOUT),
+                    End::NotForwarded(ForwardErrorType::ClientBody) => {
+                        Value::from(STATUS_CLIENT_ERROR)
+                    }
+                    End::NotForwarded(_) | End::Error => Value::from(STATUS_ERROR),
+                    End::Panicked => Value::from(STATUS_PANIC),
+                    End::Cancelled => Value::from(STATUS_CANCELLED),
+                };
+                requests.add(
+                    1,
+                    &[
+                        kv(ENDPOINT, endpoint),
+                        kv(METHOD, method),
+                        kv(STATUS_CODE, status),
+                    ],
+                );
+            }
+            RequestFamilies::Semconv { duration, server } => {
+                // Every request is timed, failures included: `error.type` sets them apart,
+                // and the histogram's count is the only request count of this naming.
+                let [address, port] = server.clone();
+                let mut attributes = Vec::with_capacity(6);
+                attributes.extend([kv(HTTP_REQUEST_METHOD, method), address, port]);
+                // `other` is no template: an overflow of the cap, or not an API path.
+                if endpoint.as_str() != crate::route::OTHER {
+                    attributes.push(kv(URL_TEMPLATE, Value::String(endpoint)));
+                }
+                if let End::Head(status) = end {
+                    attributes.push(kv(HTTP_RESPONSE_STATUS_CODE, i64::from(status.as_u16())));
+                }
+                if let Some(error) = semconv_error_type(end) {
+                    attributes.push(kv(ERROR_TYPE, error));
+                }
+                duration.record(elapsed.as_secs_f64(), &attributes);
+            }
+        }
+    }
+
     /// Publishes the session start budget of a `GET /gateway/bot` answer.
     pub(crate) fn record_session_starts(&self, limit: &SessionStartLimit) {
         self.session_starts_remaining.record(limit.remaining, &[]);
@@ -248,6 +397,58 @@ pub(crate) fn status_value(status: http::StatusCode) -> Value {
         other => return Value::from(other.to_string()),
     };
     Value::from(known)
+}
+
+/// `server.address` and `server.port` of an upstream base URL (the port of its scheme when
+/// it names none); `None` if it is no `http`/`https` URL.
+pub(crate) fn server_of(url: &str) -> Option<(StringValue, u16)> {
+    let uri: http::Uri = url.parse().ok()?;
+    let default = match uri.scheme_str()? {
+        "https" => 443,
+        "http" => 80,
+        _ => return None,
+    };
+    let authority = uri.authority()?;
+    // A bracketed IPv6 literal is named without its brackets.
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    Some((
+        host.to_owned().into(),
+        authority.port_u16().unwrap_or(default),
+    ))
+}
+
+/// `http.request.method`: a well-known method of the conventions ([`HTTP_METHODS`]), else
+/// `_OTHER`.
+pub(crate) fn semconv_method(method: &http::Method) -> &'static str {
+    HTTP_METHODS
+        .into_iter()
+        .find(|known| *known == method.as_str())
+        .unwrap_or(ERROR_TYPE_OTHER)
+}
+
+/// `error.type` of a request under the conventions, `None` for a success: the status code
+/// of an answer of 400 or more (as the HTTP conventions ask), else a word of a closed set —
+/// `timeout` (the proxy's 504), `unreachable`, `invalid_uri`, `no_crypto_provider` (its
+/// 502s), `client_error` (its 400 for a malformed upload), `cancelled`, `panic`, and `_OTHER` for an error of the inner service.
+pub(crate) fn semconv_error_type(end: End) -> Option<Value> {
+    let word = match end {
+        End::Head(status) if status.as_u16() >= 400 => return Some(status_value(status)),
+        End::Head(_) => return None,
+        End::NotForwarded(kind) => match kind {
+            ForwardErrorType::Timeout => STATUS_TIMEOUT,
+            ForwardErrorType::Unreachable => "unreachable",
+            ForwardErrorType::InvalidUri => "invalid_uri",
+            ForwardErrorType::NoCryptoProvider => "no_crypto_provider",
+            ForwardErrorType::ClientBody => STATUS_CLIENT_ERROR,
+        },
+        End::Error => ERROR_TYPE_OTHER,
+        End::Panicked => STATUS_PANIC,
+        End::Cancelled => STATUS_CANCELLED,
+    };
+    Some(Value::from(word))
 }
 
 pub(crate) fn kv(key: &'static str, value: impl Into<Value>) -> KeyValue {
@@ -395,6 +596,53 @@ mod tests {
             window.count()
         };
         assert_eq!(counted, recorded, "{} events lost", recorded - counted);
+    }
+
+    #[test]
+    fn server_of_an_upstream() {
+        let server = |url| server_of(url).map(|(a, p)| (a.as_str().to_owned(), p));
+        assert_eq!(
+            server("https://discord.com"),
+            Some(("discord.com".into(), 443))
+        );
+        assert_eq!(
+            server("http://127.0.0.1:8080/prefix"),
+            Some(("127.0.0.1".into(), 8080))
+        );
+        assert_eq!(server("http://[::1]/"), Some(("::1".into(), 80)));
+        assert_eq!(server("ftp://example.com"), None);
+    }
+
+    #[test]
+    fn semconv_methods_and_error_types() {
+        assert_eq!(semconv_method(&http::Method::HEAD), "HEAD");
+        assert_eq!(semconv_method(&http::Method::PATCH), "PATCH");
+        assert_eq!(
+            semconv_method(&http::Method::from_bytes(b"PURGE").unwrap()),
+            "_OTHER"
+        );
+        let error = |end| semconv_error_type(end).map(|v| v.as_str().into_owned());
+        assert_eq!(error(End::Head(StatusCode::OK)), None);
+        assert_eq!(error(End::Head(StatusCode::FOUND)), None);
+        assert_eq!(
+            error(End::Head(StatusCode::NOT_FOUND)).as_deref(),
+            Some("404")
+        );
+        assert_eq!(
+            error(End::Head(StatusCode::IM_A_TEAPOT)).as_deref(),
+            Some("418")
+        );
+        assert_eq!(
+            error(End::NotForwarded(ForwardErrorType::Timeout)).as_deref(),
+            Some("timeout")
+        );
+        assert_eq!(
+            error(End::NotForwarded(ForwardErrorType::Unreachable)).as_deref(),
+            Some("unreachable")
+        );
+        assert_eq!(error(End::Error).as_deref(), Some("_OTHER"));
+        assert_eq!(error(End::Cancelled).as_deref(), Some("cancelled"));
+        assert_eq!(error(End::Panicked).as_deref(), Some("panic"));
     }
 
     #[test]

@@ -57,6 +57,25 @@
 //! The ending goes through botscope-core's [`Timer`], the one timing model of botscope; the
 //! in-flight gauge through its [`GaugeGuard`], released after the request is recorded.
 //!
+//! # Naming
+//!
+//! Under [`Naming::Semconv`] (from [`DiscordMetricsLayerBuilder::naming`], else the
+//! process-wide default `botscope::Telemetry` sets), the request count and duration above
+//! give way to the OpenTelemetry semantic conventions' `http.client.request.duration`
+//! (seconds, buckets `.005 .01 .025 .05 .075 .1 .25 .5 .75 1 2.5 5 7.5 10`), recording
+//! every request, failures included:
+//!
+//! | attribute | value |
+//! |---|---|
+//! | `http.request.method` | `CONNECT`, `DELETE`, `GET`, `HEAD`, `OPTIONS`, `PATCH`, `POST`, `PUT`, `TRACE`, else `_OTHER` |
+//! | `server.address`, `server.port` | [`server`](DiscordMetricsLayerBuilder::server): `discord.com`, `443` by default; the proxy's upstream |
+//! | `url.template` | the `endpoint` route template; absent for `other` |
+//! | `http.response.status_code` | the status of the response head, when there is one |
+//! | `error.type` | the status code for 400 and above; `timeout`, `unreachable`, `invalid_uri`, `no_crypto_provider` for the proxy's own 502/504; `cancelled`; `panic`; `_OTHER` for an error of the inner service; absent on success |
+//!
+//! `N_discord_api_requests_total` is not recorded then: the histogram's `_count` by status
+//! and `error.type` counts the same requests. Every other family keeps its name.
+//!
 //! # One layer per meter provider
 //!
 //! Build one `DiscordMetricsLayer` per meter provider and clone it wherever it is needed
@@ -83,20 +102,18 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
+use botscope_core::GaugeGuard;
+use botscope_core::naming::Naming;
 use botscope_core::outcome::{Ending, Finish, Timer};
-use botscope_core::{GaugeGuard, Outcome};
 use http::StatusCode;
+use opentelemetry::StringValue;
 use opentelemetry::metrics::Meter;
-use opentelemetry::{StringValue, Value};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
 use crate::edge::{EdgeErrorKind, ErrorBody};
 use crate::forward::ForwardErrorType;
-use crate::instruments::{
-    ENDPOINT, Instruments, KIND, METHOD, OUTCOME, SCOPE, STATUS_CLIENT_ERROR, STATUS_CODE,
-    STATUS_ERROR, STATUS_TIMEOUT, kv, status_value,
-};
+use crate::instruments::{DISCORD_SERVER, ENDPOINT, End, Instruments, KIND, OUTCOME, SCOPE, kv};
 use crate::interaction;
 use crate::ratelimit::RateLimitScope;
 use crate::route::{RouteKind, Routes};
@@ -111,6 +128,8 @@ pub type BoxError = Box<dyn StdError + Send + Sync>;
 pub struct DiscordMetricsLayerBuilder {
     meter: Option<Meter>,
     routes: Option<Routes>,
+    naming: Option<Naming>,
+    server: Option<(StringValue, u16)>,
 }
 
 impl DiscordMetricsLayerBuilder {
@@ -135,12 +154,32 @@ impl DiscordMetricsLayerBuilder {
         self
     }
 
+    /// The names of the request count and duration (see the [module docs](self#naming));
+    /// default: the process-wide [`botscope_core::naming::global`], which
+    /// `botscope::Telemetry` sets.
+    pub fn naming(mut self, naming: Naming) -> Self {
+        self.naming = Some(naming);
+        self
+    }
+
+    /// The `server.address` and `server.port` of [`Naming::Semconv`]: where the requests
+    /// go. Default `discord.com` and `443`; [`DiscordProxy`](crate::DiscordProxy) gives its
+    /// upstream's.
+    pub fn server(mut self, address: impl Into<StringValue>, port: u16) -> Self {
+        self.server = Some((address.into(), port));
+        self
+    }
+
     /// Builds the instruments once; every service the layer makes shares them.
     pub fn build(self) -> DiscordMetricsLayer {
         let meter =
             botscope_core::meter::meter_or_global(self.meter, crate::SCOPE_NAME, crate::VERSION);
+        let naming = botscope_core::naming::naming_or_global(self.naming);
+        let server = self
+            .server
+            .unwrap_or_else(|| (DISCORD_SERVER.0.into(), DISCORD_SERVER.1));
         DiscordMetricsLayer {
-            instruments: Arc::new(Instruments::new(&meter)),
+            instruments: Arc::new(Instruments::new(&meter, naming, server)),
             routes: self.routes.unwrap_or_default(),
         }
     }
@@ -265,7 +304,7 @@ where
         let record = Record {
             instruments: Arc::clone(&self.instruments),
             endpoint: route.endpoint().clone(),
-            method: route.method(),
+            method: self.instruments.method(route.method(), request.method()),
             interaction,
         };
         let gateway_bot =
@@ -371,8 +410,7 @@ impl InteractionCall {
 impl Finish<Answer> for Record {
     fn finish(self, elapsed: Duration, ending: Ending<'_, Answer>) {
         let instruments = &self.instruments;
-        let endpoint = Value::String(self.endpoint);
-        let status = match &ending {
+        let end = match &ending {
             Ending::Completed(Answer::Head {
                 status,
                 scope,
@@ -392,38 +430,22 @@ impl Finish<Answer> for Record {
                     }
                     instruments.ratelimited.add(
                         1,
-                        &[kv(ENDPOINT, endpoint.clone()), kv(SCOPE, scope.as_str())],
+                        &[
+                            kv(ENDPOINT, self.endpoint.clone()),
+                            kv(SCOPE, scope.as_str()),
+                        ],
                     );
                 } else if matches!(*status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
                     instruments.invalid.record();
                 }
-                status_value(*status)
+                End::Head(*status)
             }
-            Ending::Completed(Answer::NotForwarded(ForwardErrorType::Timeout)) => {
-                Value::from(STATUS_TIMEOUT)
-            }
-            Ending::Completed(Answer::NotForwarded(ForwardErrorType::ClientBody)) => {
-                Value::from(STATUS_CLIENT_ERROR)
-            }
-            Ending::Completed(Answer::NotForwarded(_) | Answer::Error) => Value::from(STATUS_ERROR),
-            Ending::Panicked => Value::from(Outcome::Panic.as_str()),
-            Ending::Cancelled => Value::from(Outcome::Cancelled.as_str()),
+            Ending::Completed(Answer::NotForwarded(kind)) => End::NotForwarded(*kind),
+            Ending::Completed(Answer::Error) => End::Error,
+            Ending::Panicked => End::Panicked,
+            Ending::Cancelled => End::Cancelled,
         };
-        // The histogram has no status label: a partial time would skew its quantiles.
-        if ending.is_completed() {
-            instruments.duration.record(
-                elapsed.as_secs_f64(),
-                &[kv(ENDPOINT, endpoint.clone()), kv(METHOD, self.method)],
-            );
-        }
-        instruments.requests.add(
-            1,
-            &[
-                kv(ENDPOINT, endpoint),
-                kv(METHOD, self.method),
-                kv(STATUS_CODE, status),
-            ],
-        );
+        instruments.record_request(self.endpoint, self.method, end, elapsed);
         if let Some(call) = self.interaction {
             call.record(instruments, &ending);
         }

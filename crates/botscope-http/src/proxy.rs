@@ -62,6 +62,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
+use botscope_core::naming::Naming;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
@@ -219,6 +220,7 @@ pub struct DiscordProxyBuilder {
     max_connections: usize,
     header_read_timeout: Duration,
     meter: Option<Meter>,
+    naming: Option<Naming>,
     metrics: Option<DiscordMetricsLayer>,
     limiter: Option<RateLimiter>,
     crypto_provider: Option<Arc<rustls::crypto::CryptoProvider>>,
@@ -251,6 +253,7 @@ impl Default for DiscordProxyBuilder {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             meter: None,
+            naming: None,
             metrics: None,
             limiter: None,
             crypto_provider: None,
@@ -325,6 +328,15 @@ impl DiscordProxyBuilder {
     /// Records into `meter` instead of the global provider's `botscope-http` meter.
     pub fn meter(mut self, meter: Meter) -> Self {
         self.meter = Some(meter);
+        self
+    }
+
+    /// The names of the request count and duration of the metrics layer the proxy builds
+    /// (see [`DiscordMetricsLayerBuilder::naming`](crate::DiscordMetricsLayerBuilder::naming)),
+    /// whose `server.address` and `server.port` are the upstream's. Default: the process-wide
+    /// naming. Ignored with [`metrics_layer`](Self::metrics_layer), which has its own.
+    pub fn naming(mut self, naming: Naming) -> Self {
+        self.naming = Some(naming);
         self
     }
 
@@ -412,10 +424,21 @@ impl DiscordProxyBuilder {
             source: Some(Box::new(source)),
         })?;
 
-        let metrics = match (self.metrics, &self.meter) {
-            (Some(layer), _) => layer,
-            (None, Some(meter)) => DiscordMetricsLayer::builder().meter(meter.clone()).build(),
-            (None, None) => DiscordMetricsLayer::new(),
+        let metrics = match self.metrics {
+            Some(layer) => layer,
+            None => {
+                let mut metrics = DiscordMetricsLayer::builder();
+                if let Some(meter) = &self.meter {
+                    metrics = metrics.meter(meter.clone());
+                }
+                if let Some(naming) = self.naming {
+                    metrics = metrics.naming(naming);
+                }
+                if let Some((address, port)) = crate::instruments::server_of(&self.upstream) {
+                    metrics = metrics.server(address, port);
+                }
+                metrics.build()
+            }
         };
         // One parser for the gate and both layers: the metrics layer's, so proxies sharing
         // one metrics layer share its endpoint cap too.

@@ -28,14 +28,45 @@
 //! The wait for a pool connection (`N_database_connection_acquire_duration_seconds`) is
 //! recorded when the pool answers, with a connection or an error; a query cancelled while it
 //! waits records no wait.
+//!
+//! # Naming
+//!
+//! Under [`Naming::Semconv`] (from [`InstrumentedPoolBuilder::naming`](
+//! crate::InstrumentedPoolBuilder::naming), else the process-wide default
+//! `botscope::Telemetry` sets) the families follow the OpenTelemetry semantic conventions
+//! v1.44 instead:
+//!
+//! | botscope name | semantic convention | attributes |
+//! |---|---|---|
+//! | `N_database_query_duration_seconds`, `N_database_queries_total`, `N_database_errors_total` | [`OPERATION_DURATION`] (histogram, s) | `db.system.name`, `db.namespace`, `db.operation.name`, `db.collection.name`, `error.type`, `db.response.status_code` |
+//! | `N_database_connections` | [`CONNECTION_COUNT`] (up/down counter) | `db.client.connection.pool.name`, `db.client.connection.state` (`idle`, `used`) |
+//! | `N_database_connections_max` | [`CONNECTION_MAX`] (up/down counter) | `db.client.connection.pool.name` |
+//! | `N_database_connection_acquire_duration_seconds` | [`CONNECTION_WAIT_TIME`] (histogram, s) | `db.client.connection.pool.name` |
+//!
+//! - `db.system.name` is `postgresql`, `mysql` or `sqlite` (sqlx's MySQL driver cannot tell
+//!   MariaDB apart: `mysql`); `db.namespace` and `db.client.connection.pool.name` are the
+//!   pool's `db` name.
+//! - `db.operation.name` is the operation (absent for `OTHER`); `db.collection.name` the
+//!   capped table (absent when the statement names none).
+//! - Every query is timed, whatever its ending: `error.type` is absent on success, else the
+//!   [`error_type`](crate::error_type()) class (`_OTHER` for `other`), `panic` or
+//!   `cancelled`. The histogram's count replaces the two counters.
+//! - `db.response.status_code` is the database's own code of an error that came from the
+//!   database (a SQLSTATE for PostgreSQL and MySQL, the result code for SQLite), at most
+//!   [`STATUS_CODE_CAP`] values per pool, then `other`.
+//! - The buckets are the conventions' ([`OPERATION_DURATION_BUCKETS`]); they advise none for
+//!   the wait, which uses the same.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use botscope_core::LabelCap;
+use botscope_core::naming::{ERROR_TYPE, ERROR_TYPE_OTHER, Naming};
 use botscope_core::outcome::{Ending, Finish};
-use opentelemetry::metrics::{BoundCounter, BoundHistogram, Counter, Histogram, Meter};
+use opentelemetry::metrics::{
+    AsyncInstrument, BoundCounter, BoundHistogram, Counter, Histogram, Meter,
+};
 use opentelemetry::{KeyValue, StringValue, Value};
 use sqlx::pool::PoolConnection;
 use sqlx::{Database, Pool};
@@ -59,6 +90,47 @@ pub const CONNECTIONS_MAX: &str = "database_connections_max";
 /// Unit of the duration histograms.
 pub const SECONDS: &str = "s";
 
+// The OpenTelemetry semantic conventions v1.44, for `Naming::Semconv`. Checked against
+// open-telemetry/semantic-conventions `model/db/metrics.yaml` (commit 193fc3d3) and the
+// buckets of `docs/db/database-metrics.md` (commit 01d94504), by the test
+// `tests/semconv_names.rs` of botscope-tests.
+
+/// Histogram `db.client.operation.duration` (stable): replaces [`QUERY_DURATION`],
+/// [`QUERIES`] and [`ERRORS`] under `Naming::Semconv`.
+pub const OPERATION_DURATION: &str = "db.client.operation.duration";
+/// Up/down counter `db.client.connection.count`: replaces [`CONNECTIONS`].
+pub const CONNECTION_COUNT: &str = "db.client.connection.count";
+/// Up/down counter `db.client.connection.max`: replaces [`CONNECTIONS_MAX`].
+pub const CONNECTION_MAX: &str = "db.client.connection.max";
+/// Histogram `db.client.connection.wait_time`: replaces [`ACQUIRE_DURATION`].
+pub const CONNECTION_WAIT_TIME: &str = "db.client.connection.wait_time";
+/// The unit of the connection counts: an annotation, which Prometheus names leave out.
+pub const CONNECTIONS_UNIT: &str = "{connection}";
+/// The buckets the conventions advise for [`OPERATION_DURATION`], in seconds; the wait uses
+/// them too.
+pub const OPERATION_DURATION_BUCKETS: [f64; 9] =
+    [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0];
+/// The most distinct `db.response.status_code` values per pool; later ones become `other`.
+pub const STATUS_CODE_CAP: usize = 100;
+
+const DB_SYSTEM_NAME: &str = "db.system.name";
+const DB_NAMESPACE: &str = "db.namespace";
+const DB_OPERATION_NAME: &str = "db.operation.name";
+const DB_COLLECTION_NAME: &str = "db.collection.name";
+const DB_RESPONSE_STATUS_CODE: &str = "db.response.status_code";
+pub(crate) const POOL_NAME: &str = "db.client.connection.pool.name";
+pub(crate) const CONNECTION_STATE: &str = "db.client.connection.state";
+
+/// `db.system.name` of an sqlx driver, from its `Database::NAME`.
+pub fn db_system_name(driver: &str) -> &'static str {
+    match driver {
+        "PostgreSQL" => "postgresql",
+        "MySQL" => "mysql",
+        "SQLite" => "sqlite",
+        _ => "other_sql",
+    }
+}
+
 /// The default cap of distinct `table` values per pool.
 pub const DEFAULT_TABLE_CAP: usize = 200;
 /// Statement texts whose labels are cached per pool; the cache starts over when full.
@@ -70,51 +142,118 @@ pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// One `{db, operation, table}` series and the instruments bound to it. Statements that share
 /// an operation and a table share a series, which outlives the statement cache.
 #[derive(Debug)]
-pub(crate) struct Series {
-    /// `db`, `operation`, `table`.
-    base: [KeyValue; 3],
-    /// `query_duration` bound to `base`.
-    duration: BoundHistogram<f64>,
-    /// `queries` bound to `base` + `status=success`.
-    successes: BoundCounter<u64>,
-    /// `queries` bound to `base` + `status=error`.
-    failures: BoundCounter<u64>,
-    /// Unbound, for the rare `panic` and `cancelled` statuses.
-    queries: Counter<u64>,
-    /// Unbound: `error_type` is known only once an error came.
-    errors: Counter<u64>,
+pub(crate) enum Series {
+    /// The botscope names.
+    Botscope {
+        /// `db`, `operation`, `table`.
+        base: [KeyValue; 3],
+        /// `query_duration` bound to `base`.
+        duration: BoundHistogram<f64>,
+        /// `queries` bound to `base` + `status=success`.
+        successes: BoundCounter<u64>,
+        /// `queries` bound to `base` + `status=error`.
+        failures: BoundCounter<u64>,
+        /// Unbound, for the rare `panic` and `cancelled` statuses.
+        queries: Counter<u64>,
+        /// Unbound: `error_type` is known only once an error came.
+        errors: Counter<u64>,
+    },
+    /// `db.client.operation.duration`.
+    Semconv {
+        /// `db.system.name`, `db.namespace`, and `db.operation.name`, `db.collection.name`
+        /// when known.
+        base: Box<[KeyValue]>,
+        /// The histogram bound to `base`: successes, the common case.
+        successes: BoundHistogram<f64>,
+        /// Unbound, for endings with an `error.type`.
+        duration: Histogram<f64>,
+        /// The pool's cap of `db.response.status_code`.
+        codes: Arc<LabelCap>,
+    },
 }
 
 impl Series {
     /// Records one query that took `elapsed` and ended as `ending`.
     #[inline]
     fn record<T>(&self, elapsed: Duration, ending: Ending<'_, Result<T, sqlx::Error>>) {
-        match ending {
-            Ending::Completed(Ok(_)) => {
-                self.successes.add(1);
-                self.duration.record(elapsed.as_secs_f64());
-            }
-            Ending::Completed(Err(error)) => {
-                self.failures.add(1);
-                self.duration.record(elapsed.as_secs_f64());
-                let [db, operation, table] = self.base.clone();
-                self.errors.add(
-                    1,
-                    &[
-                        db,
-                        operation,
-                        table,
-                        KeyValue::new("error_type", error_type(error)),
-                    ],
-                );
-            }
-            Ending::Panicked | Ending::Cancelled => {
-                let status = ending.outcome().as_str();
-                let [db, operation, table] = self.base.clone();
-                self.queries
-                    .add(1, &[db, operation, table, KeyValue::new("status", status)]);
+        match self {
+            Self::Botscope {
+                base,
+                duration,
+                successes,
+                failures,
+                queries,
+                errors,
+            } => match ending {
+                Ending::Completed(Ok(_)) => {
+                    successes.add(1);
+                    duration.record(elapsed.as_secs_f64());
+                }
+                Ending::Completed(Err(error)) => {
+                    failures.add(1);
+                    duration.record(elapsed.as_secs_f64());
+                    let [db, operation, table] = base.clone();
+                    errors.add(
+                        1,
+                        &[
+                            db,
+                            operation,
+                            table,
+                            KeyValue::new("error_type", error_type(error)),
+                        ],
+                    );
+                }
+                Ending::Panicked | Ending::Cancelled => {
+                    let status = ending.outcome().as_str();
+                    let [db, operation, table] = base.clone();
+                    queries.add(1, &[db, operation, table, KeyValue::new("status", status)]);
+                }
+            },
+            Self::Semconv {
+                base,
+                successes,
+                duration,
+                codes,
+            } => {
+                let (class, code) = match ending {
+                    Ending::Completed(Ok(_)) => {
+                        successes.record(elapsed.as_secs_f64());
+                        return;
+                    }
+                    Ending::Completed(Err(error)) => {
+                        (semconv_error_type(error), database_code(error))
+                    }
+                    Ending::Panicked | Ending::Cancelled => (ending.outcome().as_str(), None),
+                };
+                let mut attributes = Vec::with_capacity(base.len() + 2);
+                attributes.extend_from_slice(base);
+                attributes.push(KeyValue::new(ERROR_TYPE, class));
+                if let Some(code) = code {
+                    attributes.push(KeyValue::new(
+                        DB_RESPONSE_STATUS_CODE,
+                        Value::String(codes.admit(&code)),
+                    ));
+                }
+                duration.record(elapsed.as_secs_f64(), &attributes);
             }
         }
+    }
+}
+
+/// `error.type` under the conventions: the [`error_type`] class, with the conventions'
+/// `_OTHER` for `other`.
+fn semconv_error_type(error: &sqlx::Error) -> &'static str {
+    match error_type(error) {
+        crate::error_type::OTHER => ERROR_TYPE_OTHER,
+        class => class,
+    }
+}
+
+/// The database's own code of an error it sent (SQLSTATE, or SQLite's result code).
+fn database_code(error: &sqlx::Error) -> Option<String> {
+    match error {
+        sqlx::Error::Database(db) => db.code().map(std::borrow::Cow::into_owned),
+        _ => None,
     }
 }
 
@@ -129,16 +268,30 @@ impl<T> Finish<Result<T, sqlx::Error>> for Query {
     }
 }
 
+/// The query instruments of one [`Naming`].
+#[derive(Debug)]
+enum Families {
+    Botscope {
+        queries: Counter<u64>,
+        query_duration: Histogram<f64>,
+        errors: Counter<u64>,
+    },
+    Semconv {
+        duration: Histogram<f64>,
+        /// `db.system.name` and `db.namespace`.
+        system: [KeyValue; 2],
+        codes: Arc<LabelCap>,
+    },
+}
+
 /// Instruments and label caches shared by a pool, its transactions and its connections.
 #[derive(Debug)]
 pub(crate) struct Metrics {
     db: KeyValue,
     db_name: StringValue,
-    /// `acquire_duration` bound to `db`.
+    /// The connection wait bound to `db` (or `db.client.connection.pool.name`).
     acquire_duration: BoundHistogram<f64>,
-    queries: Counter<u64>,
-    query_duration: Histogram<f64>,
-    errors: Counter<u64>,
+    families: Families,
     tables: LabelCap,
     /// Bounded: a closed set of operations times at most `table cap + 1` tables.
     series: Mutex<HashMap<(&'static str, StringValue), Arc<Series>>>,
@@ -147,35 +300,73 @@ pub(crate) struct Metrics {
 }
 
 impl Metrics {
-    pub(crate) fn new(meter: &Meter, db: StringValue, table_cap: usize) -> Self {
+    /// `system`: the `db.system.name` of [`Naming::Semconv`] ([`db_system_name`]).
+    pub(crate) fn new(
+        meter: &Meter,
+        db: StringValue,
+        table_cap: usize,
+        naming: Naming,
+        system: &'static str,
+    ) -> Self {
         let db_name = db;
         let db = KeyValue::new("db", Value::String(db_name.clone()));
-        let duration = |name: &'static str, description: &'static str| {
+        let histogram = |name: &'static str, description: &'static str, buckets: &[f64]| {
             meter
                 .f64_histogram(name)
                 .with_unit(SECONDS)
                 .with_description(description)
-                .with_boundaries(botscope_core::buckets::default_buckets())
+                .with_boundaries(buckets.to_vec())
                 .build()
         };
-        Self {
-            acquire_duration: duration(
-                ACQUIRE_DURATION,
-                "Time spent waiting for a pool connection.",
-            )
-            .bind(std::slice::from_ref(&db)),
-            queries: meter
-                .u64_counter(QUERIES)
-                .with_description("Queries by outcome.")
-                .build(),
-            query_duration: duration(
-                QUERY_DURATION,
-                "Time from asking for a connection to the end of a query.",
+        let (acquire_duration, families) = match naming {
+            Naming::Semconv => (
+                histogram(
+                    CONNECTION_WAIT_TIME,
+                    "The time it took to obtain an open connection from the pool.",
+                    &OPERATION_DURATION_BUCKETS,
+                )
+                .bind(&[KeyValue::new(POOL_NAME, Value::String(db_name.clone()))]),
+                Families::Semconv {
+                    duration: histogram(
+                        OPERATION_DURATION,
+                        "Duration of database client operations.",
+                        &OPERATION_DURATION_BUCKETS,
+                    ),
+                    system: [
+                        KeyValue::new(DB_SYSTEM_NAME, system),
+                        KeyValue::new(DB_NAMESPACE, Value::String(db_name.clone())),
+                    ],
+                    codes: Arc::new(LabelCap::new(STATUS_CODE_CAP)),
+                },
             ),
-            errors: meter
-                .u64_counter(ERRORS)
-                .with_description("Failed queries by error class.")
-                .build(),
+            // `Naming::Botscope`, and any naming added later until it is wired here.
+            _ => (
+                histogram(
+                    ACQUIRE_DURATION,
+                    "Time spent waiting for a pool connection.",
+                    &botscope_core::buckets::DEFAULT_BUCKETS,
+                )
+                .bind(std::slice::from_ref(&db)),
+                Families::Botscope {
+                    queries: meter
+                        .u64_counter(QUERIES)
+                        .with_description("Queries by outcome.")
+                        .build(),
+                    query_duration: histogram(
+                        QUERY_DURATION,
+                        "Time from asking for a connection to the end of a query.",
+                        &botscope_core::buckets::DEFAULT_BUCKETS,
+                    ),
+                    errors: meter
+                        .u64_counter(ERRORS)
+                        .with_description("Failed queries by error class.")
+                        .build(),
+                },
+            ),
+        };
+        Self {
+            acquire_duration,
+            families,
             db,
             db_name,
             tables: LabelCap::new(table_cap),
@@ -215,7 +406,18 @@ impl Metrics {
         let mut all = self.series.lock().unwrap_or_else(PoisonError::into_inner);
         let series = all
             .entry((operation, table))
-            .or_insert_with_key(|(_, table)| {
+            .or_insert_with_key(|(_, table)| Arc::new(self.new_series(operation, table)));
+        Arc::clone(series)
+    }
+
+    /// The instruments of the series `{operation, table}`, bound.
+    fn new_series(&self, operation: &'static str, table: &StringValue) -> Series {
+        match &self.families {
+            Families::Botscope {
+                queries,
+                query_duration,
+                errors,
+            } => {
                 let base = [
                     self.db.clone(),
                     KeyValue::new("operation", operation),
@@ -225,20 +427,38 @@ impl Metrics {
                     let [db, operation, table] = base.clone();
                     [db, operation, table, KeyValue::new("status", status)]
                 };
-                Arc::new(Series {
-                    duration: self.query_duration.bind(&base),
-                    successes: self
-                        .queries
-                        .bind(&with_status(botscope_core::status::SUCCESS)),
-                    failures: self
-                        .queries
-                        .bind(&with_status(botscope_core::status::ERROR)),
-                    queries: self.queries.clone(),
-                    errors: self.errors.clone(),
+                Series::Botscope {
+                    duration: query_duration.bind(&base),
+                    successes: queries.bind(&with_status(botscope_core::status::SUCCESS)),
+                    failures: queries.bind(&with_status(botscope_core::status::ERROR)),
+                    queries: queries.clone(),
+                    errors: errors.clone(),
                     base,
-                })
-            });
-        Arc::clone(series)
+                }
+            }
+            Families::Semconv {
+                duration,
+                system,
+                codes,
+            } => {
+                let mut base = system.to_vec();
+                if operation != sql::OTHER {
+                    base.push(KeyValue::new(DB_OPERATION_NAME, operation));
+                }
+                if !table.as_str().is_empty() {
+                    base.push(KeyValue::new(
+                        DB_COLLECTION_NAME,
+                        Value::String(table.clone()),
+                    ));
+                }
+                Series::Semconv {
+                    successes: duration.bind(&base),
+                    duration: duration.clone(),
+                    codes: Arc::clone(codes),
+                    base: base.into(),
+                }
+            }
+        }
     }
 
     /// The [`Finish`] of a query of `sql`.
@@ -260,6 +480,75 @@ impl Metrics {
     }
 }
 
+/// Registers the pool gauges, read from `pool` at scrape while it lives (weakly:
+/// OpenTelemetry never drops a callback, so a strong reference would keep the pool open
+/// forever). `db` is the pool's `db` name.
+pub(crate) fn register_pool_gauges<DB: Database>(
+    meter: &Meter,
+    naming: Naming,
+    db: StringValue,
+    pool: &Arc<Pool<DB>>,
+) {
+    let semconv = naming == Naming::Semconv;
+    let name = if semconv {
+        KeyValue::new(POOL_NAME, Value::String(db))
+    } else {
+        KeyValue::new("db", Value::String(db))
+    };
+    let (state, idle, in_use) = if semconv {
+        (CONNECTION_STATE, "idle", "used")
+    } else {
+        ("state", "idle", "in_use")
+    };
+    let weak = Arc::downgrade(pool);
+    let idle = [name.clone(), KeyValue::new(state, idle)];
+    let in_use = [name.clone(), KeyValue::new(state, in_use)];
+    let counts = move |observer: &dyn AsyncInstrument<i64>| {
+        if let Some(pool) = weak.upgrade() {
+            let size = i64::from(pool.size());
+            let idle_now = i64::try_from(pool.num_idle()).unwrap_or(i64::MAX);
+            observer.observe(idle_now.min(size), &idle);
+            observer.observe((size - idle_now).max(0), &in_use);
+        }
+    };
+    let weak = Arc::downgrade(pool);
+    let attrs = [name];
+    let max = move |observer: &dyn AsyncInstrument<i64>| {
+        if let Some(pool) = weak.upgrade() {
+            let max = pool.options().get_max_connections();
+            observer.observe(i64::from(max), &attrs);
+        }
+    };
+    // The instruments live on in the provider with their callbacks.
+    if semconv {
+        meter
+            .i64_observable_up_down_counter(CONNECTION_COUNT)
+            .with_description(
+                "The number of connections that are currently in state described by the `state` attribute.",
+            )
+            .with_unit(CONNECTIONS_UNIT)
+            .with_callback(counts)
+            .build();
+        meter
+            .i64_observable_up_down_counter(CONNECTION_MAX)
+            .with_description("The maximum number of open connections allowed.")
+            .with_unit(CONNECTIONS_UNIT)
+            .with_callback(max)
+            .build();
+    } else {
+        meter
+            .i64_observable_gauge(CONNECTIONS)
+            .with_description("Pool connections by state, read at scrape.")
+            .with_callback(counts)
+            .build();
+        meter
+            .i64_observable_gauge(CONNECTIONS_MAX)
+            .with_description("The most connections the pool opens.")
+            .with_callback(max)
+            .build();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use opentelemetry::metrics::MeterProvider;
@@ -269,7 +558,7 @@ mod tests {
     #[test]
     fn the_statement_cache_is_bounded_and_tables_are_capped() {
         let meter = opentelemetry_sdk::metrics::SdkMeterProvider::default().meter("t");
-        let metrics = Metrics::new(&meter, "db".into(), 2);
+        let metrics = Metrics::new(&meter, "db".into(), 2, Naming::Botscope, "sqlite");
         for i in 0..STATEMENT_CACHE_CAPACITY * 2 + 7 {
             let _ = metrics.statement(&format!("SELECT * FROM t{} WHERE id = {i}", i % 3));
         }
@@ -280,11 +569,12 @@ mod tests {
             .unwrap_or(usize::MAX);
         assert!(cached <= STATEMENT_CACHE_CAPACITY);
         let tables: Vec<_> = (0..3)
-            .map(|i| {
-                metrics.statement(&format!("SELECT 1 FROM t{i}")).base[2]
-                    .value
-                    .to_string()
-            })
+            .map(
+                |i| match &*metrics.statement(&format!("SELECT 1 FROM t{i}")) {
+                    Series::Botscope { base, .. } => base[2].value.to_string(),
+                    Series::Semconv { .. } => unreachable!("botscope naming"),
+                },
+            )
             .collect();
         assert_eq!(tables, ["t0", "t1", "other"]);
         let same = metrics.statement("SELECT 1 FROM t0");

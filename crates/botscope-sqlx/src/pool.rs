@@ -3,11 +3,12 @@
 use std::fmt;
 use std::sync::Arc;
 
+use botscope_core::naming::Naming;
 use botscope_core::outcome::Timed;
 use futures_util::future::BoxFuture;
 use futures_util::stream::{BoxStream, StreamExt};
+use opentelemetry::StringValue;
 use opentelemetry::metrics::{Meter, MeterProvider};
-use opentelemetry::{KeyValue, StringValue};
 use sqlx::{Database, Either, Execute, Executor, Pool, SqlStr};
 use tokio::time::Instant;
 
@@ -53,6 +54,7 @@ pub struct InstrumentedPoolBuilder<DB: Database> {
     db: StringValue,
     meter: Option<Meter>,
     table_cap: usize,
+    naming: Option<Naming>,
 }
 
 impl<DB: Database> InstrumentedPoolBuilder<DB> {
@@ -76,43 +78,27 @@ impl<DB: Database> InstrumentedPoolBuilder<DB> {
         self
     }
 
+    /// The names of the query and pool families (see the [naming
+    /// rules](crate::metrics#naming)); default: the process-wide
+    /// [`botscope_core::naming::global`], which `botscope::Telemetry` sets.
+    pub fn naming(mut self, naming: Naming) -> Self {
+        self.naming = Some(naming);
+        self
+    }
+
     /// Builds the instruments and registers the pool gauges' callbacks (once per pool).
     pub fn build(self) -> InstrumentedPool<DB> {
         let meter = botscope_core::meter::meter_or_global(self.meter, SCOPE, VERSION);
-        let metrics = Arc::new(Metrics::new(&meter, self.db.clone(), self.table_cap));
+        let naming = botscope_core::naming::naming_or_global(self.naming);
+        let metrics = Arc::new(Metrics::new(
+            &meter,
+            self.db.clone(),
+            self.table_cap,
+            naming,
+            metrics::db_system_name(DB::NAME),
+        ));
         let gauged = Arc::new(self.pool.clone());
-        let db = KeyValue::new("db", self.db);
-        {
-            let weak = Arc::downgrade(&gauged);
-            let idle = [db.clone(), KeyValue::new("state", "idle")];
-            let in_use = [db.clone(), KeyValue::new("state", "in_use")];
-            meter
-                .i64_observable_gauge(metrics::CONNECTIONS)
-                .with_description("Pool connections by state, read at scrape.")
-                .with_callback(move |observer| {
-                    if let Some(pool) = weak.upgrade() {
-                        let size = i64::from(pool.size());
-                        let idle_now = i64::try_from(pool.num_idle()).unwrap_or(i64::MAX);
-                        observer.observe(idle_now.min(size), &idle);
-                        observer.observe((size - idle_now).max(0), &in_use);
-                    }
-                })
-                .build();
-        }
-        {
-            let weak = Arc::downgrade(&gauged);
-            let attrs = [db];
-            meter
-                .i64_observable_gauge(metrics::CONNECTIONS_MAX)
-                .with_description("The most connections the pool opens.")
-                .with_callback(move |observer| {
-                    if let Some(pool) = weak.upgrade() {
-                        let max = pool.options().get_max_connections();
-                        observer.observe(i64::from(max), &attrs);
-                    }
-                })
-                .build();
-        }
+        metrics::register_pool_gauges(&meter, naming, self.db, &gauged);
         InstrumentedPool {
             pool: self.pool,
             metrics,
@@ -145,6 +131,7 @@ impl<DB: Database> InstrumentedPool<DB> {
             db: db_name.into(),
             meter: None,
             table_cap: DEFAULT_TABLE_CAP,
+            naming: None,
         }
     }
 

@@ -14,6 +14,8 @@ pub use telemetry::{
 
 /// The shared vocabulary: label caps, gauge guards, buckets, status values.
 pub use botscope_core as core;
+/// Which names the REST and database families carry: see [`TelemetryBuilder::naming`].
+pub use botscope_core::naming::Naming;
 
 /// Discord REST metrics: tower layers, route templates and the loopback proxy.
 #[cfg(feature = "http")]

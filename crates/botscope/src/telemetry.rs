@@ -4,9 +4,10 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use botscope_core::naming::Naming;
 use opentelemetry::metrics::{Meter, MeterProvider};
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::metrics::SdkMeterProvider;
+use opentelemetry_sdk::metrics::{Instrument, SdkMeterProvider, Stream};
 use prometheus::Registry;
 use tokio::net::TcpListener;
 use tokio::runtime::Handle;
@@ -64,6 +65,7 @@ pub struct TelemetryBuilder {
     serve: bool,
     system_metrics: bool,
     set_global: bool,
+    naming: Naming,
 }
 
 impl fmt::Debug for TelemetryBuilder {
@@ -80,6 +82,7 @@ impl fmt::Debug for TelemetryBuilder {
             .field("serve", &self.serve)
             .field("system_metrics", &self.system_metrics)
             .field("set_global", &self.set_global)
+            .field("naming", &self.naming)
             .finish()
     }
 }
@@ -94,6 +97,7 @@ impl Default for TelemetryBuilder {
             serve: true,
             system_metrics: true,
             set_global: true,
+            naming: Naming::Botscope,
         }
     }
 }
@@ -150,6 +154,21 @@ impl TelemetryBuilder {
         self
     }
 
+    /// Which names the REST and database families carry (default [`Naming::Botscope`], the
+    /// catalogue's). [`Naming::Semconv`] switches them to the OpenTelemetry semantic
+    /// conventions v1.44 (`http.client.request.duration`, `db.client.operation.duration`,
+    /// `db.client.connection.*`), exported without the namespace; every other family keeps
+    /// its name and namespace.
+    ///
+    /// With [`set_global`](Self::set_global) (the default), install makes it the
+    /// process-wide naming of `botscope_core::naming`, which the crates' builders use when
+    /// not given one: build them after installing. Without it, pass the naming to each
+    /// builder too.
+    pub fn naming(mut self, naming: Naming) -> Self {
+        self.naming = naming;
+        self
+    }
+
     /// Builds the exporter and provider, registers the system metrics, binds and starts the
     /// `/metrics` server, and installs the provider globally.
     ///
@@ -181,10 +200,19 @@ impl TelemetryBuilder {
         };
 
         let registry = Registry::new();
-        let exporter = opentelemetry_prometheus::exporter()
+        let mut exporter = opentelemetry_prometheus::exporter()
             .with_registry(registry.clone())
-            .with_namespace(self.namespace.clone())
-            .scope_info_enabled(false)
+            .scope_info_enabled(false);
+        // The namespace: the exporter's own prefix for the catalogue's names, untouched; under
+        // semantic conventions a view prefixes all but their names instead (`namespace_view`).
+        let view = match self.naming {
+            Naming::Semconv => Some(namespace_view(&self.namespace)),
+            _ => {
+                exporter = exporter.with_namespace(self.namespace.clone());
+                None
+            }
+        };
+        let exporter = exporter
             .build()
             .map_err(|e| BuildError::with_source(BuildErrorType::Exporter, e))?;
         let mut resource = Resource::builder();
@@ -196,10 +224,13 @@ impl TelemetryBuilder {
             None if !from_env => resource = resource.with_service_name(self.namespace.clone()),
             None => {}
         }
-        let provider = SdkMeterProvider::builder()
+        let mut provider = SdkMeterProvider::builder()
             .with_reader(exporter)
-            .with_resource(resource.build())
-            .build();
+            .with_resource(resource.build());
+        if let Some(view) = view {
+            provider = provider.with_view(view);
+        }
+        let provider = provider.build();
 
         if self.system_metrics {
             crate::system::register(&provider.meter_with_scope(scope()), runtime.clone());
@@ -212,6 +243,7 @@ impl TelemetryBuilder {
         }
         if self.set_global {
             opentelemetry::global::set_meter_provider(provider.clone());
+            botscope_core::naming::set_global(self.naming);
         }
 
         let exposition = Exposition::new(registry.clone());
@@ -232,11 +264,35 @@ impl TelemetryBuilder {
 
         Ok(Telemetry {
             namespace: self.namespace,
+            naming: self.naming,
             provider,
             registry,
             exposition,
             server,
         })
+    }
+}
+
+/// The namespace under [`Naming::Semconv`]: a view that names every instrument
+/// `{namespace}_{name}`, as the exporter's own prefix would, except OpenTelemetry-style dotted
+/// names (`http.client.request.duration`, `db.client.…`, and a user's own), which the
+/// conventions namespace by their first segment. botscope's own names have no dot.
+///
+/// A view, not a wrapper of the exporter's collector: the SDK renames the stream before the
+/// exporter adds unit and `_total` suffixes, so the text is the one the exporter's prefix
+/// gives (the test `namespace_view_matches_the_exporter_prefix` compares them).
+fn namespace_view(namespace: &str) -> impl Fn(&Instrument) -> Option<Stream> + Send + Sync + use<> {
+    let prefix = format!("{namespace}_");
+    move |instrument: &Instrument| {
+        if instrument.name().contains('.') {
+            return None;
+        }
+        // A view's name is not checked against the instrument name syntax, so a namespace
+        // starting with `_` is fine; building a stream with only a name cannot fail.
+        Stream::builder()
+            .with_name(format!("{prefix}{}", instrument.name()))
+            .build()
+            .ok()
     }
 }
 
@@ -307,6 +363,7 @@ struct Server {
 /// [`shutdown`](Self::shutdown) to stop it.
 pub struct Telemetry {
     namespace: String,
+    naming: Naming,
     provider: SdkMeterProvider,
     registry: Registry,
     exposition: Exposition,
@@ -337,6 +394,11 @@ impl Telemetry {
     /// The namespace metric names carry.
     pub fn namespace(&self) -> &str {
         &self.namespace
+    }
+
+    /// Which names the REST and database families carry.
+    pub fn naming(&self) -> Naming {
+        self.naming
     }
 
     /// The meter provider; hand it (or a meter from it) to instrumentation builders, or to
@@ -398,6 +460,92 @@ mod tests {
                     namespace: bad.to_owned()
                 }
             );
+        }
+    }
+
+    /// One of every kind of instrument, with botscope-style names, recorded into `telemetry`.
+    fn record_every_kind(telemetry: &Telemetry) {
+        use opentelemetry::KeyValue;
+
+        let meter = telemetry.meter("botscope-test");
+        let labels = [KeyValue::new("status", "success")];
+        meter.u64_counter("jobs").build().add(3, &labels);
+        meter
+            .f64_histogram("job_duration")
+            .with_unit("s")
+            .with_boundaries(botscope_core::buckets::default_buckets())
+            .build()
+            .record(0.3, &labels);
+        meter.i64_up_down_counter("active").build().add(2, &[]);
+        meter.u64_gauge("queue_depth").build().record(7, &[]);
+        meter
+            .f64_gauge("last_success_timestamp")
+            .with_unit("s")
+            .build()
+            .record(1.5, &[]);
+        meter
+            .i64_observable_gauge("connections")
+            .with_callback(|observer| observer.observe(4, &[KeyValue::new("state", "idle")]))
+            .build();
+        meter.u64_counter("errors").build().bind(&labels).add(1);
+    }
+
+    fn installed(naming: Naming) -> Telemetry {
+        Telemetry::builder()
+            .namespace("disruptor")
+            .service_name("disruptor")
+            .serve(false)
+            .system_metrics(false)
+            .set_global(false)
+            .naming(naming)
+            .install()
+            .expect("install")
+    }
+
+    /// The families semantic conventions leave alone read byte for byte as they do by
+    /// default: the view's prefix is the exporter's.
+    #[tokio::test]
+    async fn namespace_view_matches_the_exporter_prefix() {
+        let default = installed(Naming::Botscope);
+        let semconv = installed(Naming::Semconv);
+        record_every_kind(&default);
+        record_every_kind(&semconv);
+        let text = default.render();
+        assert!(
+            text.contains("disruptor_jobs_total{status=\"success\"} 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("disruptor_job_duration_seconds_bucket"),
+            "{text}"
+        );
+        assert_eq!(semconv.render(), text);
+        assert_eq!(semconv.naming(), Naming::Semconv);
+    }
+
+    /// Dotted names (the conventions' and a user's own) carry no namespace under semantic
+    /// conventions, and do by default.
+    #[tokio::test]
+    async fn dotted_names_are_not_prefixed_under_semantic_conventions() {
+        for (naming, expected) in [
+            (
+                Naming::Semconv,
+                "\nhttp_client_request_duration_seconds_count 1",
+            ),
+            (
+                Naming::Botscope,
+                "\ndisruptor_http_client_request_duration_seconds_count 1",
+            ),
+        ] {
+            let telemetry = installed(naming);
+            telemetry
+                .meter("botscope-test")
+                .f64_histogram("http.client.request.duration")
+                .with_unit("s")
+                .build()
+                .record(0.1, &[]);
+            let text = telemetry.render();
+            assert!(text.contains(expected), "{naming}: {text}");
         }
     }
 
