@@ -161,6 +161,7 @@ pub struct DiscordProxyBuilder {
     meter: Option<Meter>,
     metrics: Option<DiscordMetricsLayer>,
     limiter: Option<RateLimiter>,
+    sweep_interval: Option<Duration>,
     crypto_provider: Option<Arc<rustls::crypto::CryptoProvider>>,
     layers: Vec<LayerFn>,
 }
@@ -187,6 +188,7 @@ impl Default for DiscordProxyBuilder {
             meter: None,
             metrics: None,
             limiter: None,
+            sweep_interval: None,
             crypto_provider: None,
             layers: Vec::new(),
         }
@@ -251,6 +253,13 @@ impl DiscordProxyBuilder {
     /// Uses `limiter` instead of a new one with twilight's defaults.
     pub fn ratelimiter(mut self, limiter: RateLimiter) -> Self {
         self.limiter = Some(limiter);
+        self
+    }
+
+    /// How often the ratelimiter's per-token queues (webhooks, interactions) are swept:
+    /// [`RateLimitLayerBuilder::sweep_interval`](crate::RateLimitLayerBuilder::sweep_interval).
+    pub fn ratelimit_sweep_interval(mut self, interval: Duration) -> Self {
+        self.sweep_interval = Some(interval);
         self
     }
 
@@ -326,6 +335,9 @@ impl DiscordProxyBuilder {
         }
         if let Some(limiter) = self.limiter {
             ratelimit = ratelimit.limiter(limiter);
+        }
+        if let Some(interval) = self.sweep_interval {
+            ratelimit = ratelimit.sweep_interval(interval);
         }
         let stack = ServiceBuilder::new()
             .layer(ratelimit.build())
