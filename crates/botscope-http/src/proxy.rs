@@ -223,6 +223,7 @@ pub struct DiscordProxyBuilder {
     naming: Option<Naming>,
     metrics: Option<DiscordMetricsLayer>,
     limiter: Option<RateLimiter>,
+    sweep_interval: Option<Duration>,
     crypto_provider: Option<Arc<rustls::crypto::CryptoProvider>>,
     layers: Vec<LayerFn>,
 }
@@ -256,6 +257,7 @@ impl Default for DiscordProxyBuilder {
             naming: None,
             metrics: None,
             limiter: None,
+            sweep_interval: None,
             crypto_provider: None,
             layers: Vec::new(),
         }
@@ -366,6 +368,13 @@ impl DiscordProxyBuilder {
         self
     }
 
+    /// How often the ratelimiter's per-token queues (webhooks, interactions) are swept:
+    /// [`RateLimitLayerBuilder::sweep_interval`](crate::RateLimitLayerBuilder::sweep_interval).
+    pub fn ratelimit_sweep_interval(mut self, interval: Duration) -> Self {
+        self.sweep_interval = Some(interval);
+        self
+    }
+
     /// Adds one of your own tower layers, outside the ratelimit and metrics layers (the first
     /// added is the outermost). The layer sees every forwarded request, and the upstream's
     /// response or the proxy's own 502/504 (see [`ProxyService`]). An error it returns is
@@ -455,6 +464,9 @@ impl DiscordProxyBuilder {
         }
         if let Some(limiter) = self.limiter {
             ratelimit = ratelimit.limiter(limiter);
+        }
+        if let Some(interval) = self.sweep_interval {
+            ratelimit = ratelimit.sweep_interval(interval);
         }
         let stack = ServiceBuilder::new()
             .layer(ratelimit.build())
