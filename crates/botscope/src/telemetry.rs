@@ -2,7 +2,6 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use opentelemetry::metrics::{Meter, MeterProvider};
 use opentelemetry_sdk::Resource;
@@ -224,10 +223,10 @@ impl TelemetryBuilder {
         let server = listener.map(|listener| {
             let local_addr = listener.local_addr().unwrap_or(listen);
             let (tx, rx) = oneshot::channel();
-            let state = Arc::new(State {
+            let state = State {
                 exposition: exposition.clone(),
                 bearer: self.bearer_token.map(String::into_boxed_str),
-            });
+            };
             let task = runtime.spawn(server::serve(listener, state, rx));
             Server {
                 local_addr,
