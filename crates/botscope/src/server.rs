@@ -8,9 +8,10 @@
 //! - with a bearer token, `ValidateRequestHeaderLayer` answers 401 with `WWW-Authenticate:
 //!   Bearer` on `/metrics` unless `Authorization: Bearer <token>` matches (the scheme in any
 //!   case, the token compared in constant time); `/healthz` stays open for probes;
-//! - tower's load shedding answers 503 past [`MAX_IN_FLIGHT`] requests at once, and tower-http's
-//!   `TimeoutLayer` answers 503 after [`REQUEST_TIMEOUT`] (sooner when Prometheus's
-//!   `X-Prometheus-Scrape-Timeout-Seconds` header says it gives up sooner).
+//! - on `/metrics`, tower's load shedding answers 503 past [`MAX_IN_FLIGHT`] scrapes at once,
+//!   and tower-http's `TimeoutLayer` answers 503 after [`REQUEST_TIMEOUT`] (sooner when
+//!   Prometheus's `X-Prometheus-Scrape-Timeout-Seconds` header says it gives up sooner);
+//!   `/healthz` answers whatever the scrapes do.
 //!
 //! Collection is single-flight and runs on the blocking pool: one task runs the metric
 //! callbacks, and every scrape that arrives meanwhile waits for that one, also after an earlier
@@ -61,7 +62,7 @@ pub(crate) const HEALTH_PATH: &str = "/healthz";
 /// Open connections; past it a new connection closes the oldest one not being answered. Well
 /// under the usual soft limit of 1024 file descriptors, which the bot needs for its own sockets.
 pub(crate) const MAX_CONNECTIONS: usize = 256;
-/// Requests handled at once; more are answered 503 at once. Scrapes share one collection, so
+/// Scrapes handled at once; more are answered 503 at once. Scrapes share one collection, so
 /// this bounds waiting, not work.
 pub(crate) const MAX_IN_FLIGHT: usize = 32;
 /// Time a client has to send its request headers, from connect and between keep-alive
@@ -148,8 +149,7 @@ impl Collector {
     /// Cancel safe: dropping the future leaves the collection running for later scrapes.
     async fn collect(&self) -> Option<Collected> {
         let mut running = self.join_or_start();
-        let outcome = running.wait_for(Option::is_some).await.ok()?.clone();
-        outcome
+        running.wait_for(Option::is_some).await.ok()?.clone()
     }
 
     fn join_or_start(&self) -> watch::Receiver<Option<Collected>> {
@@ -171,34 +171,26 @@ impl Collector {
     }
 }
 
-/// The service every connection shares (its concurrency limit included). Its one error is load
-/// shedding's `Overloaded`.
+/// The service every connection shares (the scrape limit included).
+// tower-http's validator returns its rejection, a whole response, as the `Err`.
+#[allow(clippy::result_large_err)]
 fn service(
     state: State,
 ) -> impl Service<
     Request<Incoming>,
     Response = Response<CompressionBody<Full<Bytes>>>,
-    Error = BoxError,
+    Error = Infallible,
     Future: Send,
 > + Clone
 + Send
 + 'static {
     let collector = Arc::new(Collector::new(state.exposition));
     let token: Option<Arc<[u8]>> = state.bearer.map(|token| token.as_bytes().into());
-    ServiceBuilder::new()
-        .layer(CompressionLayer::new().quality(CompressionLevel::Fastest))
-        .load_shed()
-        .concurrency_limit(MAX_IN_FLIGHT)
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            REQUEST_TIMEOUT,
-        ))
+    let metrics = ServiceBuilder::new()
+        // Before the limit, so a request without the token takes no place.
         .layer(ValidateRequestHeaderLayer::custom(
             move |request: &mut Request<Incoming>| match &token {
-                Some(token)
-                    if request.uri().path() == METRICS_PATH
-                        && !authorized(request.headers(), token) =>
-                {
+                Some(token) if !authorized(request.headers(), token) => {
                     let mut response = plain(StatusCode::UNAUTHORIZED, "unauthorized\n");
                     response
                         .headers_mut()
@@ -208,14 +200,27 @@ fn service(
                 _ => Ok(()),
             },
         ))
-        .service_fn(move |request| route(request, Arc::clone(&collector)))
+        .load_shed()
+        .concurrency_limit(MAX_IN_FLIGHT)
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            REQUEST_TIMEOUT,
+        ))
+        .service_fn(move |request| scrape(request, Arc::clone(&collector)));
+    ServiceBuilder::new()
+        .layer(CompressionLayer::new().quality(CompressionLevel::Fastest))
+        .service_fn(move |request| route(request, metrics.clone()))
 }
 
-async fn route(
+/// `/healthz` answers whatever the scrapes do: a stuck collection must not fail a liveness probe.
+async fn route<M>(
     request: Request<Incoming>,
-    collector: Arc<Collector>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
-    let metrics = match request.uri().path() {
+    metrics: M,
+) -> Result<Response<Full<Bytes>>, Infallible>
+where
+    M: Service<Request<Incoming>, Response = Response<Full<Bytes>>, Error = BoxError>,
+{
+    let is_metrics = match request.uri().path() {
         METRICS_PATH => true,
         HEALTH_PATH => false,
         _ => return Ok(plain(StatusCode::NOT_FOUND, "not found\n")),
@@ -228,9 +233,25 @@ async fn route(
         return Ok(response);
     }
     // HEAD gets the GET answer: hyper sends its headers and drops the body.
-    if !metrics {
+    if !is_metrics {
         return Ok(plain(StatusCode::OK, "ok\n"));
     }
+    // The one error is load shedding's `Overloaded` (every other layer is infallible).
+    Ok(metrics
+        .oneshot(request)
+        .await
+        .unwrap_or_else(|_overloaded| {
+            plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many scrapes at once\n",
+            )
+        }))
+}
+
+async fn scrape(
+    request: Request<Incoming>,
+    collector: Arc<Collector>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     let collection = collector.collect();
     let collected = match scrape_timeout(request.headers()) {
         Some(limit) => tokio::time::timeout(limit, collection)
@@ -335,13 +356,7 @@ pub(crate) async fn serve(
                     async move {
                         let response = response.await;
                         drop(answering);
-                        // The one error is load shedding's `Overloaded` (every inner layer
-                        // is infallible).
-                        Ok::<_, Infallible>(response.unwrap_or_else(|_overloaded| {
-                            let mut response = Response::new(CompressionBody::default());
-                            *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-                            response
-                        }))
+                        response
                     }
                 }),
             );
