@@ -30,6 +30,7 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -46,7 +47,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use prometheus::{Registry, TextEncoder};
 use subtle::ConstantTimeEq;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{Notify, oneshot, watch};
 use tower::{BoxError, Service, ServiceBuilder, ServiceExt};
 use tower_http::compression::{CompressionBody, CompressionLayer, CompressionLevel};
@@ -59,6 +60,9 @@ pub(crate) const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
 pub(crate) const METRICS_PATH: &str = "/metrics";
 /// The liveness probe, never behind the bearer token.
 pub(crate) const HEALTH_PATH: &str = "/healthz";
+/// Connections the kernel queues for `accept`: room for a crowd of reconnecting clients, so a
+/// scraper's SYN is not dropped (which costs it a retransmission a second later).
+pub(crate) const LISTEN_BACKLOG: u32 = 1024;
 /// Open connections; past it a new connection closes the oldest one not being answered. Well
 /// under the usual soft limit of 1024 file descriptors, which the bot needs for its own sockets.
 pub(crate) const MAX_CONNECTIONS: usize = 256;
@@ -317,6 +321,21 @@ fn authorized(headers: &HeaderMap, token: &[u8]) -> bool {
         && bool::from(credentials.trim_start_matches(' ').as_bytes().ct_eq(token))
 }
 
+/// A listener on `addr` with a [`LISTEN_BACKLOG`]; inside a Tokio runtime.
+pub(crate) fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    // As std's `TcpListener::bind` does on Unix: a restart binds despite connections in
+    // TIME_WAIT (never while another socket listens there).
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Accepts connections until `shutdown` fires, then gives open ones [`SHUTDOWN_GRACE`].
 pub(crate) async fn serve(
     listener: TcpListener,
@@ -338,6 +357,12 @@ pub(crate) async fn serve(
                 }
             },
         };
+        if open.is_full() {
+            // Let the connections accepted so far read their requests before one of them is
+            // closed to make room: under a flood of new connections, a scraper's request could
+            // otherwise wait unread in its socket until its connection is the oldest idle one.
+            tokio::task::yield_now().await;
+        }
         let Some(connection) = open.admit() else {
             // Every connection is being answered: close this one at once rather than queue it.
             drop(stream);
@@ -386,14 +411,18 @@ struct Connection {
 }
 
 impl Connections {
+    fn is_full(&self) -> bool {
+        self.0.len() >= MAX_CONNECTIONS
+    }
+
     /// A place for a new connection. At [`MAX_CONNECTIONS`] the oldest connection not being
     /// answered is closed to make room; `None` if every one is being answered.
     fn admit(&mut self) -> Option<Arc<Connection>> {
-        if self.0.len() >= MAX_CONNECTIONS {
+        if self.is_full() {
             self.0
                 .retain(|connection| !connection.closed.load(Ordering::Acquire));
         }
-        if self.0.len() >= MAX_CONNECTIONS {
+        if self.is_full() {
             let idle = self
                 .0
                 .iter()

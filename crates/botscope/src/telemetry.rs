@@ -7,7 +7,6 @@ use opentelemetry::metrics::{Meter, MeterProvider};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use prometheus::Registry;
-use tokio::net::TcpListener;
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -172,13 +171,8 @@ impl TelemetryBuilder {
             .map_err(|e| BuildError::with_source(BuildErrorType::NoRuntime, e))?;
 
         let listener = if self.serve {
-            let std_listener = std::net::TcpListener::bind(listen)
-                .and_then(|l| l.set_nonblocking(true).map(|()| l))
-                .map_err(|e| {
-                    BuildError::with_source(BuildErrorType::Bind { address: listen }, e)
-                })?;
             let _guard = runtime.enter();
-            Some(TcpListener::from_std(std_listener).map_err(|e| {
+            Some(server::bind(listen).map_err(|e| {
                 BuildError::with_source(BuildErrorType::Bind { address: listen }, e)
             })?)
         } else {

@@ -491,8 +491,9 @@ async fn held_and_reconnecting_half_requests_do_not_keep_a_scraper_out() {
         .map(|_| {
             let (stop, churning) = (Arc::clone(&stop), Arc::clone(&churning));
             tokio::spawn(async move {
-                // Bounded, so the test ends by itself whatever the server does.
-                for round in 0..200 {
+                // Bounded (18,000 connections at most, within the ephemeral ports), so the test
+                // ends by itself whatever the server does.
+                for round in 0..60 {
                     if let Ok(mut stream) = TcpStream::connect(addr).await {
                         let _ = stream.write_all(HALF_A_REQUEST).await;
                     }
@@ -500,10 +501,11 @@ async fn held_and_reconnecting_half_requests_do_not_keep_a_scraper_out() {
                         churning.add_permits(1);
                     }
                     if stop.load(Ordering::Relaxed) {
-                        break;
+                        return true;
                     }
                     tokio::task::yield_now().await;
                 }
+                false
             })
         })
         .collect();
@@ -518,9 +520,11 @@ async fn held_and_reconnecting_half_requests_do_not_keep_a_scraper_out() {
     .await;
     let elapsed = started.elapsed();
     stop.store(true, Ordering::Relaxed);
+    let mut still_at_it = 0;
     for client in churn {
-        client.await.expect("churn task");
+        still_at_it += usize::from(client.await.expect("churn task"));
     }
+    assert_eq!(still_at_it, 300, "the churn ended before the scrape did");
     let reply = reply.expect("a scrape within 5 s").expect("HTTP exchange");
     assert_eq!(reply.status, 200, "after {elapsed:?}");
     assert!(reply.text().contains("target_info"), "{}", reply.text());
