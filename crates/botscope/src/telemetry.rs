@@ -154,7 +154,8 @@ impl TelemetryBuilder {
     /// # Errors
     ///
     /// A [`BuildError`] if the namespace is invalid, the address unparsable or busy, the
-    /// bearer token empty, or no Tokio runtime is running.
+    /// bearer token empty, or no Tokio runtime is running while serving or system metrics are
+    /// on.
     pub fn install(self) -> Result<Telemetry, BuildError> {
         if !valid_namespace(&self.namespace) {
             return Err(BuildError::new(BuildErrorType::InvalidNamespace {
@@ -167,41 +168,28 @@ impl TelemetryBuilder {
         if self.bearer_token.as_deref().is_some_and(str::is_empty) {
             return Err(BuildError::new(BuildErrorType::EmptyBearerToken));
         }
-        let runtime = Handle::try_current()
+        // Serving and the runtime gauges need a Tokio runtime; the exporter alone does not
+        // (botscope-testkit's `TestMetrics` builds one outside any runtime).
+        let runtime = (self.serve || self.system_metrics)
+            .then(Handle::try_current)
+            .transpose()
             .map_err(|e| BuildError::with_source(BuildErrorType::NoRuntime, e))?;
 
-        let listener = if self.serve {
-            let _guard = runtime.enter();
-            Some(server::bind(listen).map_err(|e| {
-                BuildError::with_source(BuildErrorType::Bind { address: listen }, e)
-            })?)
-        } else {
-            None
+        let listener = match &runtime {
+            Some(runtime) if self.serve => {
+                let _guard = runtime.enter();
+                let listener = server::bind(listen).map_err(|e| {
+                    BuildError::with_source(BuildErrorType::Bind { address: listen }, e)
+                })?;
+                Some((listener, runtime.clone()))
+            }
+            _ => None,
         };
 
-        let registry = Registry::new();
-        let exporter = opentelemetry_prometheus::exporter()
-            .with_registry(registry.clone())
-            .with_namespace(self.namespace.clone())
-            .scope_info_enabled(false)
-            .build()
-            .map_err(|e| BuildError::with_source(BuildErrorType::Exporter, e))?;
-        let mut resource = Resource::builder();
-        // `OTEL_SERVICE_NAME`, which the SDK reads, wins over the namespace, not over a name
-        // given in code.
-        let from_env = std::env::var_os("OTEL_SERVICE_NAME").is_some_and(|name| !name.is_empty());
-        match self.service_name {
-            Some(name) => resource = resource.with_service_name(name),
-            None if !from_env => resource = resource.with_service_name(self.namespace.clone()),
-            None => {}
-        }
-        let provider = SdkMeterProvider::builder()
-            .with_reader(exporter)
-            .with_resource(resource.build())
-            .build();
+        let (registry, provider) = exporter(&self.namespace, self.service_name)?;
 
-        if self.system_metrics {
-            crate::system::register(&provider.meter_with_scope(scope()), runtime.clone());
+        if let Some(runtime) = runtime.filter(|_| self.system_metrics) {
+            crate::system::register(&provider.meter_with_scope(scope()), runtime);
             #[cfg(target_os = "linux")]
             registry
                 .register(Box::new(
@@ -214,7 +202,7 @@ impl TelemetryBuilder {
         }
 
         let exposition = Exposition::new(registry.clone());
-        let server = listener.map(|listener| {
+        let server = listener.map(|(listener, runtime)| {
             let local_addr = listener.local_addr().unwrap_or(listen);
             let (tx, rx) = oneshot::channel();
             let state = State {
@@ -237,6 +225,36 @@ impl TelemetryBuilder {
             server,
         })
     }
+}
+
+/// The Prometheus exporter on a fresh registry and the meter provider reading it: the one
+/// wiring behind `/metrics`, [`Telemetry::render`] and botscope-testkit's `TestMetrics` (a
+/// telemetry that does not serve).
+fn exporter(
+    namespace: &str,
+    service_name: Option<String>,
+) -> Result<(Registry, SdkMeterProvider), BuildError> {
+    let registry = Registry::new();
+    let exporter = opentelemetry_prometheus::exporter()
+        .with_registry(registry.clone())
+        .with_namespace(namespace)
+        .scope_info_enabled(false)
+        .build()
+        .map_err(|e| BuildError::with_source(BuildErrorType::Exporter, e))?;
+    let mut resource = Resource::builder();
+    // `OTEL_SERVICE_NAME`, which the SDK reads, wins over the namespace, not over a name
+    // given in code.
+    let from_env = std::env::var_os("OTEL_SERVICE_NAME").is_some_and(|name| !name.is_empty());
+    match service_name {
+        Some(name) => resource = resource.with_service_name(name),
+        None if !from_env => resource = resource.with_service_name(namespace.to_owned()),
+        None => {}
+    }
+    let provider = SdkMeterProvider::builder()
+        .with_reader(exporter)
+        .with_resource(resource.build())
+        .build();
+    Ok((registry, provider))
 }
 
 fn scope() -> opentelemetry::InstrumentationScope {

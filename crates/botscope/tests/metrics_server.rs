@@ -7,8 +7,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use botscope::{BuildErrorType, Telemetry};
-use botscope_testkit::Scrape;
 use botscope_testkit::client::{self, Reply};
+use botscope_testkit::{Scrape, TestMetrics};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
@@ -352,11 +352,60 @@ async fn bad_input_is_a_typed_error() {
 
 #[test]
 fn install_outside_a_runtime_is_a_typed_error() {
-    let err = Telemetry::builder()
-        .listen("127.0.0.1:0")
+    for (needs, builder) in [
+        ("serving", Telemetry::builder().listen("127.0.0.1:0")),
+        ("system metrics", Telemetry::builder().serve(false)),
+    ] {
+        let err = builder.set_global(false).install().expect_err(needs);
+        assert_eq!(err.kind(), &BuildErrorType::NoRuntime, "{needs}");
+    }
+    // The exporter alone needs none.
+    let telemetry = Telemetry::builder()
+        .serve(false)
+        .system_metrics(false)
+        .set_global(false)
         .install()
-        .expect_err("no runtime");
-    assert_eq!(err.kind(), &BuildErrorType::NoRuntime);
+        .expect("no runtime needed");
+    telemetry
+        .meter("bot")
+        .u64_counter("commands")
+        .build()
+        .add(1, &[]);
+    assert_eq!(
+        Scrape::parse(&telemetry.render()).value("botscope_commands_total", &[]),
+        Some(1.0)
+    );
+}
+
+#[tokio::test]
+async fn the_testkit_scrapes_what_the_server_serves() {
+    let telemetry = install(
+        Telemetry::builder()
+            .namespace("disruptor")
+            .system_metrics(false),
+    );
+    let metrics = TestMetrics::new("disruptor");
+    for meter in [telemetry.meter("bot"), metrics.meter()] {
+        let labels = [opentelemetry::KeyValue::new("name", "ping")];
+        meter.u64_counter("commands").build().add(3, &labels);
+        meter
+            .f64_histogram("command_duration")
+            .with_unit("s")
+            .with_boundaries(vec![0.1, 1.0])
+            .build()
+            .record(0.5, &labels);
+        meter
+            .i64_up_down_counter("active_jobs")
+            .build()
+            .add(-2, &labels);
+    }
+    let addr = telemetry.local_addr().expect("serving");
+    let served = request(addr, "GET", "/metrics", &[]).await;
+    assert_eq!(served.status, 200);
+    // target_info included, scope labels left out, alike.
+    assert!(served.text().contains("target_info{"), "{}", served.text());
+    assert_eq!(metrics.render(), served.text());
+    telemetry.shutdown().await;
 }
 
 #[tokio::test]
