@@ -1,8 +1,8 @@
 //! A real Prometheus exposition for tests, and a parser to read samples back out of it.
 //!
-//! [`TestMetrics`] wires an OpenTelemetry `SdkMeterProvider` to the opentelemetry-prometheus
-//! exporter exactly as `botscope::Telemetry` does (namespace applied, scope labels off), so a
-//! test asserts on the text a user's Prometheus would scrape.
+//! [`TestMetrics`] is a [`botscope::Telemetry`] that serves nothing (no `/metrics` server, no
+//! system metrics, not global): the same exporter wiring, so a test asserts on exactly the text
+//! a user's Prometheus would scrape (namespace applied, scope labels off, `target_info`).
 //!
 //! ```
 //! use botscope_testkit::TestMetrics;
@@ -17,50 +17,52 @@
 //! ```
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use opentelemetry::metrics::{Meter, MeterProvider};
+use botscope::Telemetry;
+use opentelemetry::metrics::Meter;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
-use prometheus::{Encoder, TextEncoder};
 
-/// A meter provider exporting to its own Prometheus registry, rendered on demand.
+/// A meter provider exporting to its own Prometheus registry, rendered on demand. Clones share
+/// it.
 #[derive(Debug, Clone)]
 pub struct TestMetrics {
-    provider: SdkMeterProvider,
-    registry: prometheus::Registry,
+    telemetry: Arc<Telemetry>,
 }
 
 impl TestMetrics {
-    /// A provider whose metric names carry `namespace_`, with scope labels off.
+    /// A provider whose metric names carry `namespace_`, wired as `botscope::Telemetry` wires
+    /// its own. Needs no Tokio runtime.
+    ///
+    /// # Panics
+    ///
+    /// If `namespace` is not a valid namespace (`[a-zA-Z_][a-zA-Z0-9_]*`).
     pub fn new(namespace: &str) -> Self {
-        let registry = prometheus::Registry::new();
-        let exporter = opentelemetry_prometheus::exporter()
-            .with_registry(registry.clone())
-            .with_namespace(namespace)
-            .scope_info_enabled(false)
-            .without_target_info()
-            .build()
-            .expect("a fresh registry accepts the exporter");
-        let provider = SdkMeterProvider::builder().with_reader(exporter).build();
-        Self { provider, registry }
+        let telemetry = Telemetry::builder()
+            .namespace(namespace)
+            .serve(false)
+            .system_metrics(false)
+            .set_global(false)
+            .install()
+            .unwrap_or_else(|e| panic!("TestMetrics::new({namespace:?}): {e}"));
+        Self {
+            telemetry: Arc::new(telemetry),
+        }
     }
 
     /// The provider itself, for code that takes a `MeterProvider`.
     pub fn provider(&self) -> &SdkMeterProvider {
-        &self.provider
+        self.telemetry.meter_provider()
     }
 
     /// A meter of the provider, to hand to a builder's `meter(..)`.
     pub fn meter(&self) -> Meter {
-        self.provider.meter("botscope-test")
+        self.telemetry.meter("botscope-test")
     }
 
-    /// The exposition text a scrape would return right now.
+    /// The exposition text a scrape would return right now ([`Telemetry::render`]).
     pub fn render(&self) -> String {
-        let mut out = Vec::new();
-        TextEncoder::new()
-            .encode(&self.registry.gather(), &mut out)
-            .expect("text encoding into a Vec cannot fail");
-        String::from_utf8(out).expect("the text encoder writes UTF-8")
+        self.telemetry.render()
     }
 
     /// [`render`](Self::render), parsed.
@@ -241,5 +243,12 @@ mod tests {
             Some(1.0)
         );
         assert!(!scrape.text().contains("otel_scope_name"));
+        // As botscope::Telemetry: the namespace names the service unless OTEL_SERVICE_NAME does.
+        if std::env::var_os("OTEL_SERVICE_NAME").is_none() {
+            assert_eq!(
+                scrape.label_values("target_info", "service_name"),
+                ["disruptor"]
+            );
+        }
     }
 }

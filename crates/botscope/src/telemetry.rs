@@ -2,14 +2,12 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use botscope_core::naming::Naming;
 use opentelemetry::metrics::{Meter, MeterProvider};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::{Instrument, SdkMeterProvider, Stream};
 use prometheus::Registry;
-use tokio::net::TcpListener;
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -175,65 +173,36 @@ impl TelemetryBuilder {
     /// # Errors
     ///
     /// A [`BuildError`] if the namespace is invalid, the address unparsable or busy, the
-    /// bearer token empty, or no Tokio runtime is running.
+    /// bearer token empty, or no Tokio runtime is running while serving or system metrics are
+    /// on.
     pub fn install(self) -> Result<Telemetry, BuildError> {
         validate_namespace(&self.namespace)?;
         let listen = self.listen.map_err(invalid_listen_address)?;
         if let Some(token) = &self.bearer_token {
             validate_bearer_token(token)?;
         }
-        let runtime = Handle::try_current()
+        // Serving and the runtime gauges need a Tokio runtime; the exporter alone does not
+        // (botscope-testkit's `TestMetrics` builds one outside any runtime).
+        let runtime = (self.serve || self.system_metrics)
+            .then(Handle::try_current)
+            .transpose()
             .map_err(|e| BuildError::with_source(BuildErrorType::NoRuntime, e))?;
 
-        let listener = if self.serve {
-            let std_listener = std::net::TcpListener::bind(listen)
-                .and_then(|l| l.set_nonblocking(true).map(|()| l))
-                .map_err(|e| {
+        let listener = match &runtime {
+            Some(runtime) if self.serve => {
+                let _guard = runtime.enter();
+                let listener = server::bind(listen).map_err(|e| {
                     BuildError::with_source(BuildErrorType::Bind { address: listen }, e)
                 })?;
-            let _guard = runtime.enter();
-            Some(TcpListener::from_std(std_listener).map_err(|e| {
-                BuildError::with_source(BuildErrorType::Bind { address: listen }, e)
-            })?)
-        } else {
-            None
-        };
-
-        let registry = Registry::new();
-        let mut exporter = opentelemetry_prometheus::exporter()
-            .with_registry(registry.clone())
-            .scope_info_enabled(false);
-        // The namespace: the exporter's own prefix for the catalogue's names, untouched; under
-        // semantic conventions a view prefixes all but their names instead (`namespace_view`).
-        let view = match self.naming {
-            Naming::Semconv => Some(namespace_view(&self.namespace)),
-            _ => {
-                exporter = exporter.with_namespace(self.namespace.clone());
-                None
+                Some((listener, runtime.clone()))
             }
+            _ => None,
         };
-        let exporter = exporter
-            .build()
-            .map_err(|e| BuildError::with_source(BuildErrorType::Exporter, e))?;
-        let mut resource = Resource::builder();
-        // `OTEL_SERVICE_NAME`, which the SDK reads, wins over the namespace, not over a name
-        // given in code.
-        let from_env = std::env::var_os("OTEL_SERVICE_NAME").is_some_and(|name| !name.is_empty());
-        match self.service_name {
-            Some(name) => resource = resource.with_service_name(name),
-            None if !from_env => resource = resource.with_service_name(self.namespace.clone()),
-            None => {}
-        }
-        let mut provider = SdkMeterProvider::builder()
-            .with_reader(exporter)
-            .with_resource(resource.build());
-        if let Some(view) = view {
-            provider = provider.with_view(view);
-        }
-        let provider = provider.build();
 
-        if self.system_metrics {
-            crate::system::register(&provider.meter_with_scope(scope()), runtime.clone());
+        let (registry, provider) = exporter(&self.namespace, self.service_name, self.naming)?;
+
+        if let Some(runtime) = runtime.filter(|_| self.system_metrics) {
+            crate::system::register(&provider.meter_with_scope(scope()), runtime);
             #[cfg(target_os = "linux")]
             registry
                 .register(Box::new(
@@ -247,13 +216,13 @@ impl TelemetryBuilder {
         }
 
         let exposition = Exposition::new(registry.clone());
-        let server = listener.map(|listener| {
+        let server = listener.map(|(listener, runtime)| {
             let local_addr = listener.local_addr().unwrap_or(listen);
             let (tx, rx) = oneshot::channel();
-            let state = Arc::new(State {
+            let state = State {
                 exposition: exposition.clone(),
                 bearer: self.bearer_token.map(String::into_boxed_str),
-            });
+            };
             let task = runtime.spawn(server::serve(listener, state, rx));
             Server {
                 local_addr,
@@ -271,6 +240,48 @@ impl TelemetryBuilder {
             server,
         })
     }
+}
+
+/// The Prometheus exporter on a fresh registry and the meter provider reading it: the one
+/// wiring behind `/metrics`, [`Telemetry::render`] and botscope-testkit's `TestMetrics` (a
+/// telemetry that does not serve).
+fn exporter(
+    namespace: &str,
+    service_name: Option<String>,
+    naming: Naming,
+) -> Result<(Registry, SdkMeterProvider), BuildError> {
+    let registry = Registry::new();
+    let mut exporter = opentelemetry_prometheus::exporter()
+        .with_registry(registry.clone())
+        .scope_info_enabled(false);
+    // The namespace: the exporter's own prefix for the catalogue's names, untouched; under
+    // semantic conventions a view prefixes all but their names instead (`namespace_view`).
+    let view = match naming {
+        Naming::Semconv => Some(namespace_view(namespace)),
+        _ => {
+            exporter = exporter.with_namespace(namespace);
+            None
+        }
+    };
+    let exporter = exporter
+        .build()
+        .map_err(|e| BuildError::with_source(BuildErrorType::Exporter, e))?;
+    let mut resource = Resource::builder();
+    // `OTEL_SERVICE_NAME`, which the SDK reads, wins over the namespace, not over a name
+    // given in code.
+    let from_env = std::env::var_os("OTEL_SERVICE_NAME").is_some_and(|name| !name.is_empty());
+    match service_name {
+        Some(name) => resource = resource.with_service_name(name),
+        None if !from_env => resource = resource.with_service_name(namespace.to_owned()),
+        None => {}
+    }
+    let mut provider = SdkMeterProvider::builder()
+        .with_reader(exporter)
+        .with_resource(resource.build());
+    if let Some(view) = view {
+        provider = provider.with_view(view);
+    }
+    Ok((registry, provider.build()))
 }
 
 /// The namespace under [`Naming::Semconv`]: a view that names every instrument

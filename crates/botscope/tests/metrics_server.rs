@@ -2,11 +2,16 @@
 
 use std::io::Read;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use botscope::{BuildErrorType, Telemetry};
-use botscope_testkit::Scrape;
 use botscope_testkit::client::{self, Reply};
+use botscope_testkit::{Scrape, TestMetrics};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
 
 /// One request over a fresh TCP connection, as a scraper makes it.
 async fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> Reply {
@@ -136,6 +141,20 @@ async fn bearer_token_guards_metrics_but_not_health() {
     .await;
     assert_eq!(right.status, 200);
     assert!(right.text().contains("botscope_system_tasks"));
+    // The scheme is case-insensitive (RFC 9110 §11.1); the token is not.
+    for scheme in ["bearer", "BEARER", "bEaReR"] {
+        let value = format!("{scheme} s3cret-token");
+        let reply = request(addr, "GET", "/metrics", &[("authorization", &value)]).await;
+        assert_eq!(reply.status, 200, "{value}");
+    }
+    for value in [
+        "bearer S3CRET-TOKEN",
+        "Bearer s3cret-token2",
+        "Basic s3cret-token",
+    ] {
+        let reply = request(addr, "GET", "/metrics", &[("authorization", value)]).await;
+        assert_eq!(reply.status, 401, "{value}");
+    }
     assert_eq!(request(addr, "GET", "/healthz", &[]).await.status, 200);
     telemetry.shutdown().await;
 }
@@ -187,12 +206,84 @@ async fn gzip_body_decodes_to_the_same_text() {
     let zipped = request(addr, "GET", "/metrics", &[("accept-encoding", "gzip, br")]).await;
     assert_eq!(plain.header("content-encoding"), None);
     assert_eq!(zipped.header("content-encoding"), Some("gzip"));
+    for reply in [&plain, &zipped] {
+        assert_eq!(reply.header("vary"), Some("accept-encoding"));
+        assert_eq!(
+            reply.header("content-type"),
+            Some("text/plain; version=0.0.4; charset=utf-8")
+        );
+    }
     assert!(zipped.body.len() < plain.body.len());
     let mut decoded = String::new();
     flate2::read::GzDecoder::new(&zipped.body[..])
         .read_to_string(&mut decoded)
         .expect("valid gzip");
     assert_eq!(decoded, plain.text());
+
+    // q=0 refuses a coding, the parameter name in any case (RFC 9110 §12.4.2).
+    for refused in ["gzip;q=0", "gzip;Q=0", "GZIP; q=0.000, identity"] {
+        let reply = request(addr, "GET", "/metrics", &[("accept-encoding", refused)]).await;
+        assert_eq!(reply.status, 200, "{refused}");
+        assert_eq!(reply.header("content-encoding"), None, "{refused}");
+        assert_eq!(reply.text(), plain.text(), "{refused}");
+    }
+    telemetry.shutdown().await;
+}
+
+/// The headers of a reply but `date`, which changes from second to second, and
+/// `transfer-encoding`, which frames a body (a gzip body streams in chunks; HEAD has none).
+fn headers_but_date_and_framing(reply: &Reply) -> Vec<(String, String)> {
+    let mut headers: Vec<_> = reply
+        .headers
+        .iter()
+        .filter(|(name, _)| {
+            !name.eq_ignore_ascii_case("date") && !name.eq_ignore_ascii_case("transfer-encoding")
+        })
+        .cloned()
+        .collect();
+    headers.sort();
+    headers
+}
+
+#[tokio::test]
+async fn head_has_the_headers_of_get_and_no_body() {
+    let telemetry = install(
+        Telemetry::builder()
+            .namespace("disruptor")
+            .system_metrics(false)
+            .bearer_token("s3cret-token"),
+    );
+    let counter = telemetry.meter("bot").u64_counter("events").build();
+    for i in 0..50 {
+        counter.add(1, &[opentelemetry::KeyValue::new("n", i.to_string())]);
+    }
+    let addr = telemetry.local_addr().expect("serving");
+    let auth = ("authorization", "Bearer s3cret-token");
+    for (path, headers) in [
+        ("/metrics", vec![auth]),
+        ("/metrics", vec![auth, ("accept-encoding", "gzip")]),
+        ("/metrics", vec![]),
+        ("/healthz", vec![]),
+    ] {
+        let get = request(addr, "GET", path, &headers).await;
+        let head = request(addr, "HEAD", path, &headers).await;
+        assert_eq!(head.status, get.status, "{path} {headers:?}");
+        assert!(!get.body.is_empty(), "{path} {headers:?}");
+        assert!(head.body.is_empty(), "{path} {headers:?}");
+        assert_eq!(
+            headers_but_date_and_framing(&head),
+            headers_but_date_and_framing(&get),
+            "{path} {headers:?}"
+        );
+        // An identity answer tells its length, also to HEAD.
+        if get.header("content-encoding").is_none() {
+            assert_eq!(
+                head.header("content-length"),
+                Some(get.body.len().to_string().as_str()),
+                "{path} {headers:?}"
+            );
+        }
+    }
     telemetry.shutdown().await;
 }
 
@@ -261,11 +352,60 @@ async fn bad_input_is_a_typed_error() {
 
 #[test]
 fn install_outside_a_runtime_is_a_typed_error() {
-    let err = Telemetry::builder()
-        .listen("127.0.0.1:0")
+    for (needs, builder) in [
+        ("serving", Telemetry::builder().listen("127.0.0.1:0")),
+        ("system metrics", Telemetry::builder().serve(false)),
+    ] {
+        let err = builder.set_global(false).install().expect_err(needs);
+        assert_eq!(err.kind(), &BuildErrorType::NoRuntime, "{needs}");
+    }
+    // The exporter alone needs none.
+    let telemetry = Telemetry::builder()
+        .serve(false)
+        .system_metrics(false)
+        .set_global(false)
         .install()
-        .expect_err("no runtime");
-    assert_eq!(err.kind(), &BuildErrorType::NoRuntime);
+        .expect("no runtime needed");
+    telemetry
+        .meter("bot")
+        .u64_counter("commands")
+        .build()
+        .add(1, &[]);
+    assert_eq!(
+        Scrape::parse(&telemetry.render()).value("botscope_commands_total", &[]),
+        Some(1.0)
+    );
+}
+
+#[tokio::test]
+async fn the_testkit_scrapes_what_the_server_serves() {
+    let telemetry = install(
+        Telemetry::builder()
+            .namespace("disruptor")
+            .system_metrics(false),
+    );
+    let metrics = TestMetrics::new("disruptor");
+    for meter in [telemetry.meter("bot"), metrics.meter()] {
+        let labels = [opentelemetry::KeyValue::new("name", "ping")];
+        meter.u64_counter("commands").build().add(3, &labels);
+        meter
+            .f64_histogram("command_duration")
+            .with_unit("s")
+            .with_boundaries(vec![0.1, 1.0])
+            .build()
+            .record(0.5, &labels);
+        meter
+            .i64_up_down_counter("active_jobs")
+            .build()
+            .add(-2, &labels);
+    }
+    let addr = telemetry.local_addr().expect("serving");
+    let served = request(addr, "GET", "/metrics", &[]).await;
+    assert_eq!(served.status, 200);
+    // target_info included, scope labels left out, alike.
+    assert!(served.text().contains("target_info{"), "{}", served.text());
+    assert_eq!(metrics.render(), served.text());
+    telemetry.shutdown().await;
 }
 
 #[tokio::test]
@@ -274,4 +414,169 @@ async fn shutdown_closes_the_port() {
     let addr = telemetry.local_addr().expect("serving");
     telemetry.shutdown().await;
     assert!(TcpStream::connect(addr).await.is_err());
+}
+
+/// A metric callback that blocks until released (at most 30 s), counting its runs.
+#[derive(Default)]
+struct StuckCallback {
+    runs: AtomicUsize,
+    inside: AtomicUsize,
+    most_inside: AtomicUsize,
+    released: Mutex<bool>,
+    release: Condvar,
+}
+
+impl StuckCallback {
+    fn run(&self) {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        let inside = self.inside.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_inside.fetch_max(inside, Ordering::SeqCst);
+        let released = self.released.lock().expect("lock");
+        let _released = self
+            .release
+            .wait_timeout_while(released, Duration::from_secs(30), |released| !*released)
+            .expect("lock");
+        self.inside.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    fn release(&self) {
+        *self.released.lock().expect("lock") = true;
+        self.release.notify_all();
+    }
+}
+
+/// `count` scrapes at once, each telling the server it gives up after `timeout`, as Prometheus
+/// does; their statuses.
+async fn scrapes_at_once(addr: SocketAddr, count: usize, timeout: &'static str) -> Vec<u16> {
+    let scrapes: Vec<_> = (0..count)
+        .map(|_| {
+            tokio::spawn(async move {
+                let headers = [("x-prometheus-scrape-timeout-seconds", timeout)];
+                request(addr, "GET", "/metrics", &headers).await.status
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for scrape in scrapes {
+        statuses.push(scrape.await.expect("scrape task"));
+    }
+    statuses
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_callback_holds_one_collection_not_one_per_scrape_nor_the_runtime() {
+    let telemetry = install(Telemetry::builder().system_metrics(false));
+    let addr = telemetry.local_addr().expect("serving");
+    let stuck = Arc::new(StuckCallback::default());
+    let callback = Arc::clone(&stuck);
+    let _gauge = telemetry
+        .meter("bot")
+        .u64_observable_gauge("stuck")
+        .with_callback(move |observer| {
+            callback.run();
+            observer.observe(1, &[]);
+        })
+        .build();
+
+    let scrape_timeout = Duration::from_millis(500);
+    let first_wave = tokio::spawn(scrapes_at_once(addr, 50, "0.5"));
+    // While the scrapes wait, the bot's runtime answers: a timer fires on time, /healthz answers.
+    let tick = Instant::now();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(tick.elapsed() < scrape_timeout, "{:?}", tick.elapsed());
+    let health = Instant::now();
+    assert_eq!(request(addr, "GET", "/healthz", &[]).await.status, 200);
+    assert!(health.elapsed() < scrape_timeout, "{:?}", health.elapsed());
+
+    let started = Instant::now();
+    let statuses = first_wave.await.expect("first wave");
+    // Each scrape gives up when Prometheus would (503), well before the callback returns.
+    assert!(statuses.iter().all(|&status| status == 503), "{statuses:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    // Scrapes after timed-out ones join the running collection rather than start another.
+    let statuses = scrapes_at_once(addr, 50, "0.5").await;
+    assert!(statuses.iter().all(|&status| status == 503), "{statuses:?}");
+    assert_eq!(stuck.runs.load(Ordering::SeqCst), 1);
+
+    stuck.release();
+    let reply = request(addr, "GET", "/metrics", &[]).await;
+    eprintln!(
+        "final at {:?} {} {}",
+        started.elapsed(),
+        reply.status,
+        reply.text()
+    );
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        Scrape::parse(&reply.text()).value("botscope_stuck", &[]),
+        Some(1.0)
+    );
+    // The scrape joined the released collection or started the one after it: 100 scrapes ran
+    // the callback at most twice, never two at once.
+    assert!(stuck.runs.load(Ordering::SeqCst) <= 2);
+    assert_eq!(stuck.most_inside.load(Ordering::SeqCst), 1);
+    telemetry.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_and_reconnecting_half_requests_do_not_keep_a_scraper_out() {
+    const HALF_A_REQUEST: &[u8] = b"GET /metrics HTTP/1.1\r\nhost: botscope\r\n";
+    let telemetry = install(Telemetry::builder().system_metrics(false));
+    let addr = telemetry.local_addr().expect("serving");
+
+    let mut held = Vec::new();
+    for _ in 0..200 {
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        stream.write_all(HALF_A_REQUEST).await.expect("write");
+        held.push(stream);
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let churning = Arc::new(Semaphore::new(0));
+    let churn: Vec<_> = (0..300)
+        .map(|_| {
+            let (stop, churning) = (Arc::clone(&stop), Arc::clone(&churning));
+            tokio::spawn(async move {
+                // Bounded (18,000 connections at most, within the ephemeral ports), so the test
+                // ends by itself whatever the server does.
+                for round in 0..60 {
+                    if let Ok(mut stream) = TcpStream::connect(addr).await {
+                        let _ = stream.write_all(HALF_A_REQUEST).await;
+                    }
+                    if round == 0 {
+                        churning.add_permits(1);
+                    }
+                    if stop.load(Ordering::Relaxed) {
+                        return true;
+                    }
+                    tokio::task::yield_now().await;
+                }
+                false
+            })
+        })
+        .collect();
+    // Every reconnecting client is at it before the scraper comes.
+    let _all = churning.acquire_many(300).await.expect("open");
+
+    let started = Instant::now();
+    let reply = tokio::time::timeout(
+        Duration::from_secs(5),
+        client::request(addr, "GET", "/metrics", &[]),
+    )
+    .await;
+    let elapsed = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let mut still_at_it = 0;
+    for client in churn {
+        still_at_it += usize::from(client.await.expect("churn task"));
+    }
+    assert_eq!(still_at_it, 300, "the churn ended before the scrape did");
+    let reply = reply.expect("a scrape within 5 s").expect("HTTP exchange");
+    assert_eq!(reply.status, 200, "after {elapsed:?}");
+    assert!(reply.text().contains("target_info"), "{}", reply.text());
+    drop(held);
+    telemetry.shutdown().await;
 }
