@@ -99,7 +99,8 @@ async fn a_one_second_schedule_fires_records_runs_and_lag() {
     // Removing the job from the scheduler ends its registration.
     scheduler.remove(&id).await.unwrap();
     assert!(
-        wait_for(Duration::from_secs(3), || registry.is_empty()).await,
+        // tokio-cron-scheduler drops the job on its own tick: give a loaded 2-core machine time.
+        wait_for(Duration::from_secs(10), || registry.is_empty()).await,
         "still registered: {:?}",
         registry.names()
     );
