@@ -70,6 +70,14 @@ fn help_lists_every_option_with_its_default_and_variable() {
             botscope::DEFAULT_NAMESPACE,
         ),
         ("--bearer-token", "BOTSCOPE_BEARER_TOKEN", "none"),
+        ("--timeout", "BOTSCOPE_PROXY_TIMEOUT", "10"),
+        ("--body-timeout", "BOTSCOPE_PROXY_BODY_TIMEOUT", "30"),
+        (
+            "--header-read-timeout",
+            "BOTSCOPE_PROXY_HEADER_READ_TIMEOUT",
+            "100",
+        ),
+        ("--max-connections", "BOTSCOPE_PROXY_MAX_CONNECTIONS", "256"),
     ] {
         let text = paragraph(&help, flag);
         assert!(text.contains(&format!("[env: {variable}")), "{text}");
@@ -145,6 +153,20 @@ fn a_bad_value_is_a_short_error_naming_the_option_and_the_value() {
     refused(
         proxy().env("BOTSCOPE_NAMESPACE", "9lives"),
         &["--namespace", "9lives"],
+    );
+    for (flag, bad) in [
+        ("--timeout", "0"),
+        ("--body-timeout", "-1"),
+        ("--header-read-timeout", "NaN"),
+        ("--timeout", "1e300"),
+        ("--max-connections", "0"),
+    ] {
+        // `=` so that `-1` is a value, not a flag.
+        refused(proxy().arg(format!("{flag}={bad}")), &[flag, bad]);
+    }
+    refused(
+        proxy().env("BOTSCOPE_PROXY_BODY_TIMEOUT", "inf"),
+        &["--body-timeout", "inf"],
     );
     refused(proxy().arg("--bogus"), &["--bogus"]);
     refused(proxy().arg("--listen"), &["--listen"]);

@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! botscope-proxy [--listen ADDR] [--upstream URL] [--metrics-listen ADDR]
-//!                [--namespace NAME] [--bearer-token TOKEN]
+//!                [--namespace NAME] [--bearer-token TOKEN] [--timeout SECS]
+//!                [--body-timeout SECS] [--header-read-timeout SECS] [--max-connections N]
 //! ```
 //!
 //! | option | variable | default |
@@ -13,6 +14,10 @@
 //! | `--metrics-listen` | `BOTSCOPE_PROXY_METRICS_LISTEN` | `127.0.0.1:9464` |
 //! | `--namespace` | `BOTSCOPE_NAMESPACE` | `botscope` |
 //! | `--bearer-token` | `BOTSCOPE_BEARER_TOKEN` | none: `/metrics` open |
+//! | `--timeout` | `BOTSCOPE_PROXY_TIMEOUT` | 10 (seconds to Discord's response head) |
+//! | `--body-timeout` | `BOTSCOPE_PROXY_BODY_TIMEOUT` | 30 (seconds without a body byte) |
+//! | `--header-read-timeout` | `BOTSCOPE_PROXY_HEADER_READ_TIMEOUT` | 100 (seconds, also keep-alive idle) |
+//! | `--max-connections` | `BOTSCOPE_PROXY_MAX_CONNECTIONS` | 256 |
 //!
 //! A flag wins over its variable. The metrics address has a `PROXY` variable of its own, so a
 //! proxy started beside a bot never picks up the bot's `BOTSCOPE_LISTEN`; namespace and token
@@ -38,11 +43,15 @@ use std::error::Error as StdError;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use botscope::BuildError;
 use botscope::http::DiscordProxy;
-use botscope::http::forward::DEFAULT_UPSTREAM;
-use botscope::http::proxy::{ProxyError, validate_upstream};
+use botscope::http::body::DEFAULT_BODY_TIMEOUT;
+use botscope::http::forward::{DEFAULT_TIMEOUT, DEFAULT_UPSTREAM};
+use botscope::http::proxy::{
+    DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_CONNECTIONS, ProxyError, validate_upstream,
+};
 use clap::Parser;
 use tracing::Level;
 use tracing_subscriber::filter::Targets;
@@ -110,6 +119,47 @@ struct Args {
         value_parser = bearer_token,
     )]
     bearer_token: Option<String>,
+
+    /// Seconds to wait for Discord's response head before answering 504
+    #[arg(
+        long,
+        value_name = "SECS",
+        env = "BOTSCOPE_PROXY_TIMEOUT",
+        default_value_t = DEFAULT_TIMEOUT.as_secs_f64(),
+        value_parser = seconds,
+    )]
+    timeout: f64,
+
+    /// Seconds Discord may go without sending a byte of a response body before the body is cut
+    #[arg(
+        long,
+        value_name = "SECS",
+        env = "BOTSCOPE_PROXY_BODY_TIMEOUT",
+        default_value_t = DEFAULT_BODY_TIMEOUT.as_secs_f64(),
+        value_parser = seconds,
+    )]
+    body_timeout: f64,
+
+    /// Seconds a connection may take to send a request head, also the keep-alive idle timeout
+    /// (keep it above the 90 s the bot's client keeps an idle connection)
+    #[arg(
+        long,
+        value_name = "SECS",
+        env = "BOTSCOPE_PROXY_HEADER_READ_TIMEOUT",
+        default_value_t = DEFAULT_HEADER_READ_TIMEOUT.as_secs_f64(),
+        value_parser = seconds,
+    )]
+    header_read_timeout: f64,
+
+    /// Connections open at once; past it a new one closes the one idle longest
+    #[arg(
+        long,
+        value_name = "N",
+        env = "BOTSCOPE_PROXY_MAX_CONNECTIONS",
+        default_value_t = DEFAULT_MAX_CONNECTIONS,
+        value_parser = max_connections,
+    )]
+    max_connections: usize,
 }
 
 impl std::fmt::Debug for Args {
@@ -124,6 +174,10 @@ impl std::fmt::Debug for Args {
                 "bearer_token",
                 &self.bearer_token.as_ref().map(|_| "<redacted>"),
             )
+            .field("timeout", &self.timeout)
+            .field("body_timeout", &self.body_timeout)
+            .field("header_read_timeout", &self.header_read_timeout)
+            .field("max_connections", &self.max_connections)
             .finish()
     }
 }
@@ -138,6 +192,22 @@ fn namespace(value: &str) -> Result<String, BuildError> {
 
 fn bearer_token(value: &str) -> Result<String, BuildError> {
     botscope::validate_bearer_token(value).map(|()| value.to_owned())
+}
+
+/// A timeout in seconds: a positive, finite number (fractions allowed).
+fn seconds(value: &str) -> Result<f64, String> {
+    match value.trim().parse::<f64>() {
+        Ok(secs) if secs > 0.0 && Duration::try_from_secs_f64(secs).is_ok() => Ok(secs),
+        _ => Err("expected a positive number of seconds, such as 30 or 0.5".to_owned()),
+    }
+}
+
+/// At least one connection.
+fn max_connections(value: &str) -> Result<usize, String> {
+    match value.trim().parse::<usize>() {
+        Ok(max) if max > 0 => Ok(max),
+        _ => Err("expected a whole number of connections, at least 1".to_owned()),
+    }
 }
 
 /// Installs the stderr subscriber, filtered by `RUST_LOG` (default `info`).
@@ -205,6 +275,11 @@ async fn run(args: Args) -> Result<(), String> {
     let proxy = DiscordProxy::builder()
         .listen(args.listen)
         .upstream(args.upstream.clone())
+        // `seconds` accepted only what `Duration` can hold.
+        .timeout(Duration::from_secs_f64(args.timeout))
+        .body_timeout(Duration::from_secs_f64(args.body_timeout))
+        .header_read_timeout(Duration::from_secs_f64(args.header_read_timeout))
+        .max_connections(args.max_connections)
         .spawn()
         .await
         .map_err(|error| format!("cannot start the proxy: {}", chain(&error)))?;
