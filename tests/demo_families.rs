@@ -137,6 +137,31 @@ fn interaction_series() -> Vec<Seen> {
     ]
 }
 
+/// Scrapes the demo every 500 ms until `missing` finds nothing missing in a scrape, and returns
+/// that scrape's text; fails 15 s after `started`, saying what the last scrape missed.
+async fn scrape_until(
+    demo: &Demo,
+    started: Instant,
+    mut missing: impl FnMut(&Scrape) -> Option<String>,
+) -> String {
+    let mut last = String::from("no scrape yet");
+    loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "not live after 15 s: {last}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let text = client::get(demo.metrics_addr(), "/metrics")
+            .await
+            .expect("scrape")
+            .text();
+        match missing(&Scrape::parse(&text)) {
+            None => return text,
+            Some(what) => last = what,
+        }
+    }
+}
+
 #[tokio::test]
 #[ignore = "needs the built demo: run by .ci/run"]
 async fn every_family_is_live_within_15_seconds() {
@@ -144,21 +169,15 @@ async fn every_family_is_live_within_15_seconds() {
     let demo = Demo::start(0, 1, 2).await;
     let mut missing: Vec<&str> = FAMILIES.to_vec();
     let mut unseen = interaction_series();
-    while !missing.is_empty() || !unseen.is_empty() {
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "not live after 15 s: {missing:?} {:?}",
-            unseen.iter().map(|(name, _)| name).collect::<Vec<_>>()
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let text = client::get(demo.metrics_addr(), "/metrics")
-            .await
-            .expect("scrape")
-            .text();
-        let scrape = Scrape::parse(&text);
+    scrape_until(&demo, started, |scrape| {
         missing.retain(|family| !scrape.has(family));
-        unseen.retain(|(_, seen)| !seen(&scrape));
-    }
+        unseen.retain(|(_, seen)| !seen(scrape));
+        (!missing.is_empty() || !unseen.is_empty()).then(|| {
+            let unseen: Vec<_> = unseen.iter().map(|(name, _)| name).collect();
+            format!("{missing:?} {unseen:?}")
+        })
+    })
+    .await;
     // The seed labels, by name, on the live series.
     let text = client::get(demo.metrics_addr(), "/metrics")
         .await
@@ -248,24 +267,13 @@ async fn semconv_naming_shows_the_conventions_names() {
             ],
         ),
     ];
-    let text = loop {
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "not live after 15 s: {wanted:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let text = client::get(demo.metrics_addr(), "/metrics")
-            .await
-            .expect("scrape")
-            .text();
-        let scrape = Scrape::parse(&text);
-        if wanted
+    let text = scrape_until(&demo, started, |scrape| {
+        let live = wanted
             .iter()
-            .all(|(name, labels)| has_labels(&scrape, name, labels))
-        {
-            break text;
-        }
-    };
+            .all(|(name, labels)| has_labels(scrape, name, labels));
+        (!live).then(|| format!("{wanted:?}"))
+    })
+    .await;
     let scrape = Scrape::parse(&text);
     for family in [
         "db_client_connection_count",
