@@ -1,20 +1,29 @@
-//! The proxy's connections, bounded: at most `max` open at once. Past the cap, a new
-//! connection closes the open one that has waited longest for a request head (just accepted
-//! and silent, holding a half-sent head, or idle between requests); when every open
-//! connection has a request in flight, the new one is closed at once.
+//! The proxy's connections, bounded where it matters. Up to `max` open connections are let in
+//! as they come. Past `max`, a new connection closes one that has waited at least
+//! [`GRACE`] for a request head — first those that never sent a request (accepted and silent,
+//! or holding a half-sent head), oldest first, then the one idle longest between requests. If
+//! none has, the new one is let in over the cap, up to twice `max`; past that, the waiting
+//! connection first in the same order goes whatever its age. A connection with a request in
+//! flight is never closed, and when every open connection has one, the new connection is let
+//! in.
 //!
-//! Why this policy: the bot's own connections (twilight-http's keep-alive pool) send a
-//! request head the moment they connect and then have a request in flight, so they are never
-//! the ones closed, while connections held open without a request make room for the bot's. A
-//! cap that only refused new connections would leave the bot out for as long as the held
-//! ones last. The file table is bounded either way: a connection past the cap is closed at
-//! once, or closes another.
+//! Why this policy: with the proxy, the bot's requests wait for their ratelimit bucket inside
+//! the proxy, each holding its connection busy, so a burst the bucket holds (hundreds of
+//! requests behind a 429) is legitimately hundreds of busy connections, and a burst of new
+//! connections has not sent its heads yet when the next one is accepted; closing or refusing
+//! them would fail requests the bot expects to be queued. Connections held open without a
+//! request — the attack — are the ones closed once they have waited [`GRACE`], so they can
+//! neither keep the bot out nor fill the file table: open connections stay within twice `max`
+//! plus the requests in flight. The bot's idle keep-alive connections go only after every
+//! never-used one (hyper's client, under twilight-http, retries a request whose pooled
+//! connection closed before it was sent).
 
 use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use http::{Request, Response};
 use http_body::{Body, Frame, SizeHint};
@@ -22,6 +31,11 @@ use hyper::body::Incoming;
 use pin_project_lite::pin_project;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
+
+/// How long a connection past the cap may wait for its request head before it can be closed
+/// to make room: a client sends its head as it connects, but the proxy may accept a burst of
+/// connections before it reads their heads.
+pub(crate) const GRACE: Duration = Duration::from_secs(1);
 
 /// The open connections of one proxy.
 #[derive(Clone)]
@@ -57,38 +71,49 @@ impl Connections {
         self.table.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Makes room for a new connection, then runs it with `spawn` (given its [`Activity`]
-    /// and a [`Registration`] to hold until it ends). Returns `false`, running nothing,
-    /// when every open connection has a request in flight: drop the new one.
-    pub(crate) fn admit(
-        &self,
-        spawn: impl FnOnce(Arc<Activity>, Registration) -> AbortHandle,
-    ) -> bool {
+    /// Makes room for a new connection if the cap is reached and some connection waits for
+    /// a request head, then runs it with `spawn` (given its [`Activity`] and a
+    /// [`Registration`] to hold until it ends).
+    pub(crate) fn admit(&self, spawn: impl FnOnce(Arc<Activity>, Registration) -> AbortHandle) {
         // Held across the spawn, so the task cannot end (and unregister) before it is
         // registered.
         let mut table = self.lock();
-        if table.open.len() >= self.max {
-            let longest = table
+        let open = table.open.len();
+        if open >= self.max {
+            let now = millis_since(self.epoch);
+            let grace = u64::try_from(GRACE.as_millis()).unwrap_or(u64::MAX);
+            // Never used before used, then oldest first; young ones only past twice the cap.
+            let any_age = open >= self.max.saturating_mul(2);
+            let waiting = table
                 .open
                 .iter()
-                .filter_map(|(id, open)| Some((open.activity.waiting_since()?, *id)))
+                .filter_map(|(id, open)| {
+                    let (used, since) = open.activity.waiting()?;
+                    (any_age || now.saturating_sub(since) >= grace).then_some((used, since, *id))
+                })
                 .min();
-            let Some((_, id)) = longest else {
-                return false;
-            };
-            if let Some(closed) = table.open.remove(&id) {
-                closed.abort.abort();
+            if let Some((_, _, id)) = waiting {
+                if let Some(closed) = table.open.remove(&id) {
+                    closed.abort.abort();
+                }
+                tracing::debug!(
+                    max = self.max,
+                    "botscope proxy: connection cap reached, closed a connection waiting for a request"
+                );
+            } else {
+                tracing::debug!(
+                    max = self.max,
+                    open,
+                    "botscope proxy: connection cap reached with no connection waiting long, let the new one in"
+                );
             }
-            tracing::debug!(
-                max = self.max,
-                "botscope proxy: connection cap reached, closed the connection waiting longest for a request"
-            );
         }
         let id = table.next;
         table.next += 1;
         let activity = Arc::new(Activity {
             epoch: self.epoch,
             busy: AtomicUsize::new(0),
+            used: AtomicBool::new(false),
             waiting_since: AtomicU64::new(millis_since(self.epoch)),
         });
         let registration = Registration {
@@ -97,7 +122,6 @@ impl Connections {
         };
         let abort = spawn(Arc::clone(&activity), registration);
         table.open.insert(id, Open { abort, activity });
-        true
     }
 
     /// Open connections now.
@@ -128,6 +152,8 @@ fn millis_since(epoch: Instant) -> u64 {
 pub(crate) struct Activity {
     epoch: Instant,
     busy: AtomicUsize,
+    /// Whether a request head has arrived on it yet.
+    used: AtomicBool,
     waiting_since: AtomicU64,
 }
 
@@ -138,8 +164,16 @@ impl Activity {
         (self.busy.load(Ordering::Acquire) == 0).then(|| self.waiting_since.load(Ordering::Acquire))
     }
 
+    /// The eviction order of a connection waiting for a request head (never used ones first,
+    /// then oldest first), or `None` while a request is in flight.
+    fn waiting(&self) -> Option<(bool, u64)> {
+        let since = self.waiting_since()?;
+        Some((self.used.load(Ordering::Acquire), since))
+    }
+
     /// A request in flight until the guard drops.
     fn begin(self: &Arc<Self>) -> Busy {
+        self.used.store(true, Ordering::Release);
         self.busy.fetch_add(1, Ordering::AcqRel);
         Busy(Arc::clone(self))
     }
@@ -246,9 +280,9 @@ mod tests {
     use super::*;
 
     /// A task that runs until aborted, registered like a connection.
-    fn park(connections: &Connections) -> Option<Arc<Activity>> {
+    fn park(connections: &Connections) -> Arc<Activity> {
         let mut kept = None;
-        let admitted = connections.admit(|activity, registration| {
+        connections.admit(|activity, registration| {
             kept = Some(Arc::clone(&activity));
             tokio::spawn(async move {
                 let _registration = registration;
@@ -256,30 +290,68 @@ mod tests {
             })
             .abort_handle()
         });
-        admitted.then(|| kept.expect("spawned"))
+        kept.expect("spawned")
+    }
+
+    fn gone(connection: &Arc<Activity>) -> bool {
+        Arc::strong_count(connection) == 1
     }
 
     #[tokio::test(start_paused = true)]
-    async fn past_the_cap_the_longest_waiting_goes_and_busy_ones_stay() {
+    async fn past_the_cap_a_waiting_one_goes_and_busy_ones_stay() {
         let connections = Connections::new(2);
-        let first = park(&connections).expect("room");
+        let first = park(&connections);
         tokio::time::advance(std::time::Duration::from_secs(1)).await;
-        let second = park(&connections).expect("room");
-        let _in_flight = second.begin();
+        let second = park(&connections);
+        let in_flight = second.begin();
         tokio::time::advance(std::time::Duration::from_secs(1)).await;
 
-        // Full: the idle first one makes room, the busy second one stays.
-        let third = park(&connections).expect("room made");
+        // Full: the waiting first one makes room, the busy second one stays.
+        let third = park(&connections);
         tokio::task::yield_now().await;
         assert_eq!(connections.len(), 2);
-        assert!(
-            Arc::strong_count(&first) == 1,
-            "the first connection is gone"
-        );
+        assert!(gone(&first), "the first connection is gone");
 
-        // Both busy now: a new connection is refused.
-        let _also_in_flight = third.begin();
-        assert!(park(&connections).is_none());
-        assert_eq!(connections.len(), 2);
+        // Both busy now: a new connection is let in over the cap, never refused.
+        let also_in_flight = third.begin();
+        let fourth = park(&connections);
+        assert_eq!(connections.len(), 3);
+        assert!(!gone(&second) && !gone(&third) && !gone(&fourth));
+        drop((in_flight, also_in_flight));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn young_connections_are_let_in_over_the_cap_up_to_twice_it() {
+        let connections = Connections::new(2);
+        // A burst: four new connections whose heads have not been read yet.
+        let burst: Vec<_> = (0..4).map(|_| park(&connections)).collect();
+        tokio::task::yield_now().await;
+        assert_eq!(connections.len(), 4);
+        assert!(
+            burst.iter().all(|c| !gone(c)),
+            "none closed within the grace"
+        );
+        // Past twice the cap, the oldest waiting one goes whatever its age.
+        let _fifth = park(&connections);
+        tokio::task::yield_now().await;
+        assert_eq!(connections.len(), 4);
+        assert!(gone(&burst[0]));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn never_used_connections_go_before_idle_used_ones() {
+        let connections = Connections::new(2);
+        // The bot's pooled connection: used once, idle since.
+        let pooled = park(&connections);
+        drop(pooled.begin());
+        tokio::time::advance(std::time::Duration::from_secs(5)).await;
+        // A held one, newer but never used.
+        let held = park(&connections);
+        tokio::time::advance(std::time::Duration::from_secs(1)).await;
+
+        let _new = park(&connections);
+        tokio::task::yield_now().await;
+        assert!(gone(&held), "the never-used connection goes");
+        assert!(!gone(&pooled), "the bot's idle connection stays");
     }
 }

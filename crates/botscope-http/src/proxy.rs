@@ -38,10 +38,12 @@
 //!   client's fault: 400, counted `status_code="client_error"`, logged at `debug` only.
 //! - An upstream body with no byte for the [body timeout](DiscordProxyBuilder::body_timeout)
 //!   is cut and counted apart (see [`body`](crate::body)).
-//! - At most [`max_connections`](DiscordProxyBuilder::max_connections) connections are open;
-//!   past the cap a new one closes the connection that has waited longest for a request head,
-//!   or is closed itself when every connection has a request in flight. Each request head must
-//!   be complete within the [header read
+//! - Past [`max_connections`](DiscordProxyBuilder::max_connections) open connections a new
+//!   one closes a connection that has waited a second or more for a request head (never-used
+//!   ones first, then the one idle longest), or any waiting one past twice the cap.
+//!   Connections with a request in flight (the bot's, waiting for their ratelimit bucket) are
+//!   never closed or refused. Each request
+//!   head must be complete within the [header read
 //!   timeout](DiscordProxyBuilder::header_read_timeout).
 //! - Hop-by-hop headers are stripped both ways; bodies stream through.
 //! - Paths with empty, `.` or `..` segments (percent-encoded or not) get 400: Discord has
@@ -117,8 +119,9 @@ pub const DEFAULT_CLIENT_TIMEOUT: Duration = Duration::from_secs(60 * 60);
 /// How many connections the proxy keeps open at once by default
 /// ([`DiscordProxyBuilder::max_connections`]).
 ///
-/// A bot has one per request in flight (twilight-http keeps them alive and reuses them);
-/// Discord's global limit of 50 requests per second leaves 256 far from reach.
+/// A bot has one per request in flight (twilight-http keeps them alive and reuses them); the
+/// cap only ever closes connections waiting for a request, so a burst of requests held by a
+/// ratelimit bucket may open more.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
 
 /// How long a connection may wait for a complete request head by default
@@ -293,12 +296,17 @@ impl DiscordProxyBuilder {
         self
     }
 
-    /// At most `max` connections open at once on the proxy's port (default
-    /// [`DEFAULT_MAX_CONNECTIONS`]; at least 1). Past it, each new connection closes the open
-    /// one that has waited longest for a request head (accepted and silent, holding a
-    /// half-sent head, or idle between requests); if every open connection has a request in
-    /// flight, the new connection is closed at once. A request in flight is never cut, and
-    /// connections held open without a request cannot keep the bot's out.
+    /// The connection cap of the proxy's port (default [`DEFAULT_MAX_CONNECTIONS`]; at least
+    /// 1). Past it, each new connection closes one that has waited a second or more for a
+    /// request head: first those that never sent a request (accepted and silent, or holding a
+    /// half-sent head), oldest first, then the one idle longest between requests. If none
+    /// has, the new one is let in over the cap (a burst whose heads are not read yet), up to
+    /// twice `max`, past which the first waiting connection in that order goes whatever its
+    /// age. A connection with a request in flight (the bot's, waiting for its ratelimit
+    /// bucket inside the proxy) is never closed, and when every open connection has one, the
+    /// new one is let in. So connections held open without a request can neither keep the
+    /// bot's out nor fill the file table (at most twice `max` plus the requests in flight);
+    /// a bot that opens more than twice `max` new connections at once should raise it.
     pub fn max_connections(mut self, max: usize) -> Self {
         self.max_connections = max;
         self
@@ -601,7 +609,7 @@ async fn serve<S>(
             () = stop_requested(&mut signal) => break,
         };
         let _ = stream.set_nodelay(true);
-        let admitted = connections.admit(|activity, registration| {
+        connections.admit(|activity, registration| {
             let connection = builder
                 .serve_connection(TokioIo::new(stream), Tracked::new(gate.clone(), activity))
                 .into_owned();
@@ -614,12 +622,6 @@ async fn serve<S>(
             })
             .abort_handle()
         });
-        if !admitted {
-            tracing::debug!(
-                max = limits.max_connections,
-                "botscope proxy: connection cap reached with every connection busy, closed the new one"
-            );
-        }
     }
     drop(listener);
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await;
