@@ -20,8 +20,9 @@
 //!
 //! The accept loop never stops. A client has [`HEADER_READ_TIMEOUT`] to send its request
 //! headers (from connect, and again between keep-alive requests); past [`MAX_CONNECTIONS`] open
-//! connections a new one closes the oldest that is not being answered. So held or churning
-//! half-open connections cannot keep a scraper out.
+//! connections a new one closes the oldest that is not being answered, those that never sent
+//! a request first (an answered scrape's body may still be on its way to a slow reader). So
+//! held or churning half-open connections cannot keep a scraper out.
 //!
 //! A callback that panics does so while the OpenTelemetry SDK holds its locks, which stay
 //! poisoned: later collections would quietly lose series. So after the first panic every
@@ -32,15 +33,17 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{ALLOW, AUTHORIZATION, CONTENT_TYPE, HeaderName, VARY, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
-use hyper::body::Incoming;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -63,7 +66,8 @@ pub(crate) const HEALTH_PATH: &str = "/healthz";
 /// Connections the kernel queues for `accept`: room for a crowd of reconnecting clients, so a
 /// scraper's SYN is not dropped (which costs it a retransmission a second later).
 pub(crate) const LISTEN_BACKLOG: u32 = 1024;
-/// Open connections; past it a new connection closes the oldest one not being answered. Well
+/// Open connections; past it a new connection closes the oldest one not being answered
+/// (never-used ones first). Well
 /// under the usual soft limit of 1024 file descriptors, which the bot needs for its own sockets.
 pub(crate) const MAX_CONNECTIONS: usize = 256;
 /// Scrapes handled at once; more are answered 503 at once. Scrapes share one collection, so
@@ -379,9 +383,14 @@ pub(crate) async fn serve(
                     let answering = Answering::new(&tracked);
                     let response = service.clone().oneshot(request);
                     async move {
-                        let response = response.await;
-                        drop(answering);
-                        response
+                        // Answering until the body is sent (hyper writes it, compressing it,
+                        // after this future ends) or dropped: the guard goes into the body.
+                        response.await.map(|response| {
+                            response.map(|inner| AnsweringBody {
+                                inner,
+                                _answering: answering,
+                            })
+                        })
                     }
                 }),
             );
@@ -398,6 +407,32 @@ pub(crate) async fn serve(
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await;
 }
 
+/// A response body that keeps its connection marked as answering until it is sent or dropped.
+struct AnsweringBody<B> {
+    inner: B,
+    _answering: Answering,
+}
+
+impl<B: Body + Unpin> Body for AnsweringBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// The open connections, oldest first.
 #[derive(Default)]
 struct Connections(VecDeque<Arc<Connection>>);
@@ -406,6 +441,8 @@ struct Connections(VecDeque<Arc<Connection>>);
 struct Connection {
     /// A request of it is being answered.
     answering: AtomicBool,
+    /// A request of it has been answered, or is being answered.
+    used: AtomicBool,
     closed: AtomicBool,
     evict: Notify,
 }
@@ -416,17 +453,27 @@ impl Connections {
     }
 
     /// A place for a new connection. At [`MAX_CONNECTIONS`] the oldest connection not being
-    /// answered is closed to make room; `None` if every one is being answered.
+    /// answered is closed to make room, one that never sent a request if there is one; `None`
+    /// if every one is being answered.
     fn admit(&mut self) -> Option<Arc<Connection>> {
         if self.is_full() {
             self.0
                 .retain(|connection| !connection.closed.load(Ordering::Acquire));
         }
         if self.is_full() {
+            // Never-used connections first (a half-sent request, a silent socket), then used
+            // ones: hyper may still be flushing an answered scrape's body to a slow reader.
+            let idle = |used: bool| {
+                move |connection: &Arc<Connection>| {
+                    !connection.answering.load(Ordering::Acquire)
+                        && connection.used.load(Ordering::Acquire) == used
+                }
+            };
             let idle = self
                 .0
                 .iter()
-                .position(|connection| !connection.answering.load(Ordering::Acquire))?;
+                .position(idle(false))
+                .or_else(|| self.0.iter().position(idle(true)))?;
             if let Some(oldest) = self.0.remove(idle) {
                 oldest.evict.notify_one();
             }
@@ -442,6 +489,7 @@ struct Answering(Arc<Connection>);
 
 impl Answering {
     fn new(connection: &Arc<Connection>) -> Self {
+        connection.used.store(true, Ordering::Release);
         connection.answering.store(true, Ordering::Release);
         Self(Arc::clone(connection))
     }

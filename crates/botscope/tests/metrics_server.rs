@@ -580,3 +580,75 @@ async fn held_and_reconnecting_half_requests_do_not_keep_a_scraper_out() {
     drop(held);
     telemetry.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scrape_still_sending_its_body_is_not_closed_to_make_room() {
+    use opentelemetry::KeyValue;
+    use opentelemetry::metrics::MeterProvider as _;
+    use tokio::io::AsyncReadExt;
+
+    let telemetry = install(Telemetry::builder().system_metrics(false));
+    let addr = telemetry.local_addr().expect("serving");
+    // About 9 MB of exposition: more than the socket buffers hold, so the body is still being
+    // sent while the scraper does not read.
+    let counter = telemetry
+        .meter_provider()
+        .meter("big")
+        .u64_counter("big")
+        .build();
+    // Under the SDK's cardinality limit (2,000 series an instrument), long values.
+    let padding = "x".repeat(6_000);
+    for i in 0..1_500 {
+        counter.add(
+            1,
+            &[KeyValue::new("series", format!("series-{i:05}-{padding}"))],
+        );
+    }
+
+    // A small receive window, so the server's writes stall once its send buffer is full.
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("receive buffer");
+    let mut scraper = socket.connect(addr).await.expect("connect");
+    scraper
+        .write_all(b"GET /metrics HTTP/1.1\r\nhost: botscope\r\nconnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let mut first = vec![0; 4096];
+    let read = scraper.read(&mut first).await.expect("the head arrives");
+    first.truncate(read);
+
+    // A flood of new connections, past the cap, while the scraper does not read.
+    let mut flood = Vec::new();
+    for _ in 0..300 {
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        let _ = stream.write_all(b"GET /metrics HTTP/1.1\r\n").await;
+        flood.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), scraper.read_to_end(&mut rest))
+        .await
+        .expect("the body ends")
+        .expect("read");
+    first.extend_from_slice(&rest);
+    let text = String::from_utf8(first).expect("text");
+    let (head, body) = text.split_once("\r\n\r\n").expect("a head");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let length: usize = head
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().ok())?
+        })
+        .expect("content-length");
+    assert!(
+        length > 2_000_000,
+        "{length} bytes is too small to test this"
+    );
+    assert_eq!(body.len(), length, "the body was cut");
+    assert!(body.contains("series-01499-"));
+    drop(flood);
+    telemetry.shutdown().await;
+}
