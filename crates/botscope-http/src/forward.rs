@@ -158,7 +158,8 @@ impl Upstream {
             return None;
         }
         let authority = uri.authority()?.clone();
-        if uri.query().is_some() {
+        // No query, and no credentials: the upstream is logged at start-up.
+        if uri.query().is_some() || authority.as_str().contains('@') {
             return None;
         }
         let prefix = uri.path().trim_end_matches('/').to_owned();

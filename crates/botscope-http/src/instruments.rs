@@ -640,6 +640,10 @@ mod tests {
             error(End::NotForwarded(ForwardErrorType::Unreachable)).as_deref(),
             Some("unreachable")
         );
+        assert_eq!(
+            error(End::NotForwarded(ForwardErrorType::ClientBody)).as_deref(),
+            Some("client_error")
+        );
         assert_eq!(error(End::Error).as_deref(), Some("_OTHER"));
         assert_eq!(error(End::Cancelled).as_deref(), Some("cancelled"));
         assert_eq!(error(End::Panicked).as_deref(), Some("panic"));

@@ -71,7 +71,7 @@
 //! | `server.address`, `server.port` | [`server`](DiscordMetricsLayerBuilder::server): `discord.com`, `443` by default; the proxy's upstream |
 //! | `url.template` | the `endpoint` route template; absent for `other` |
 //! | `http.response.status_code` | the status of the response head, when there is one |
-//! | `error.type` | the status code for 400 and above; `timeout`, `unreachable`, `invalid_uri`, `no_crypto_provider` for the proxy's own 502/504; `cancelled`; `panic`; `_OTHER` for an error of the inner service; absent on success |
+//! | `error.type` | the status code for 400 and above; `timeout`, `unreachable`, `invalid_uri`, `no_crypto_provider` for the proxy's own 502/504; `client_error` for its 400 on a spoiled upload; `cancelled`; `panic`; `_OTHER` for an error of the inner service; absent on success |
 //!
 //! `N_discord_api_requests_total` is not recorded then: the histogram's `_count` by status
 //! and `error.type` counts the same requests. Every other family keeps its name.

@@ -154,7 +154,7 @@ impl fmt::Display for ProxyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
             ProxyErrorType::InvalidUpstream => f.write_str(
-                "upstream must be an http or https url without a query, e.g. https://discord.com",
+                "upstream must be an http or https url without a query or credentials, e.g. https://discord.com",
             ),
             ProxyErrorType::Bind { addr } => write!(f, "cannot listen on {addr}"),
             ProxyErrorType::Tls => f.write_str("cannot build the tls configuration"),
@@ -171,7 +171,7 @@ impl StdError for ProxyError {
 }
 
 /// Checks an upstream base URL as [`DiscordProxyBuilder::spawn`] does: an `http` or `https`
-/// URL without a query, e.g. `https://discord.com`. For a command line or a configuration file
+/// URL without a query or credentials, e.g. `https://discord.com`. For a command line or a configuration file
 /// that should fail before anything starts.
 ///
 /// # Errors
@@ -186,6 +186,7 @@ impl StdError for ProxyError {
 /// assert!(validate_upstream("discord.com").is_err());
 /// assert!(validate_upstream("ftp://discord.com").is_err());
 /// assert!(validate_upstream("https://discord.com/?secret=1").is_err());
+/// assert!(validate_upstream("https://user:pass@discord.com").is_err());
 /// ```
 pub fn validate_upstream(base: &str) -> Result<(), ProxyError> {
     match Upstream::parse(base) {
