@@ -54,6 +54,10 @@ impl fmt::Display for BuildError {
             BuildErrorType::EmptyBearerToken => {
                 f.write_str("the bearer token is empty: pass a non-empty token or none at all")
             }
+            // Never the token itself, not even the offending character.
+            BuildErrorType::InvalidBearerToken => f.write_str(
+                "the bearer token has whitespace, a control character or a non-ascii character, which no scraper could send: check for a trailing newline",
+            ),
             BuildErrorType::NoRuntime => f.write_str(
                 "no tokio runtime: call install() from inside a tokio runtime (for example in #[tokio::main])",
             ),
@@ -89,6 +93,9 @@ pub enum BuildErrorType {
     },
     /// The bearer token is empty.
     EmptyBearerToken,
+    /// The bearer token has a character an `Authorization` header cannot carry as sent
+    /// (whitespace, a control character, non-ASCII), so no scrape could ever match it.
+    InvalidBearerToken,
     /// `install` was called outside a tokio runtime.
     NoRuntime,
     /// The OpenTelemetry Prometheus exporter or the process collector failed to register.
@@ -114,6 +121,7 @@ mod tests {
                 address: ([127, 0, 0, 1], 1).into(),
             },
             BuildErrorType::EmptyBearerToken,
+            BuildErrorType::InvalidBearerToken,
             BuildErrorType::NoRuntime,
             BuildErrorType::Exporter,
         ];

@@ -334,14 +334,20 @@ pub fn validate_namespace(namespace: &str) -> Result<(), BuildError> {
 }
 
 /// Checks a bearer token as [`TelemetryBuilder::install`] does: an empty one is an error,
-/// never "no authentication" (an unset shell variable expands to it).
+/// never "no authentication" (an unset shell variable expands to it), and so is one with a
+/// character a scraper's `Authorization` header cannot carry as given (whitespace, say a
+/// trailing newline from a secret file, a control character, non-ASCII): no scrape could
+/// match it.
 ///
 /// # Errors
 ///
-/// [`BuildErrorType::EmptyBearerToken`] if it is empty.
+/// [`BuildErrorType::EmptyBearerToken`] if it is empty, [`BuildErrorType::InvalidBearerToken`]
+/// if it has such a character.
 pub fn validate_bearer_token(token: &str) -> Result<(), BuildError> {
     if token.is_empty() {
         Err(BuildError::new(BuildErrorType::EmptyBearerToken))
+    } else if !token.bytes().all(|b| b.is_ascii_graphic()) {
+        Err(BuildError::new(BuildErrorType::InvalidBearerToken))
     } else {
         Ok(())
     }
@@ -563,10 +569,22 @@ mod tests {
     #[test]
     fn bearer_token_and_listen_validation() {
         assert!(validate_bearer_token("hunter2").is_ok());
+        assert!(validate_bearer_token("abc-._~+/=").is_ok());
         assert_eq!(
             validate_bearer_token("").unwrap_err().kind(),
             &BuildErrorType::EmptyBearerToken
         );
+        for bad in [
+            "hunter2\n",
+            " hunter2",
+            "hun ter2",
+            "hunter\u{7f}",
+            "hünter2",
+        ] {
+            let error = validate_bearer_token(bad).unwrap_err();
+            assert_eq!(error.kind(), &BuildErrorType::InvalidBearerToken, "{bad:?}");
+            assert!(!error.to_string().contains("hunter"), "{error}");
+        }
         assert_eq!(parse_listen_addr("[::1]:9464").unwrap().port(), 9464);
         assert_eq!(
             parse_listen_addr("localhost:9464").unwrap_err().kind(),

@@ -148,8 +148,14 @@ fn a_bad_value_is_a_short_error_naming_the_option_and_the_value() {
     );
     refused(
         proxy().args(["--upstream", "ftp://discord.com"]),
-        &["--upstream", "ftp://discord.com"],
+        &["--upstream", "http or https"],
     );
+    // A value that may be a secret is refused without being repeated.
+    let stderr = refused(
+        proxy().env("BOTSCOPE_BEARER_TOKEN", "hunter2 secret"),
+        &["--bearer-token", "whitespace"],
+    );
+    assert!(!stderr.contains("hunter2"), "{stderr}");
     refused(
         proxy().env("BOTSCOPE_NAMESPACE", "9lives"),
         &["--namespace", "9lives"],

@@ -40,6 +40,7 @@
 //! `tracing` (rustls) stay silent.
 
 use std::error::Error as StdError;
+use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -50,9 +51,10 @@ use botscope::http::DiscordProxy;
 use botscope::http::body::DEFAULT_BODY_TIMEOUT;
 use botscope::http::forward::{DEFAULT_TIMEOUT, DEFAULT_UPSTREAM};
 use botscope::http::proxy::{
-    DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_CONNECTIONS, ProxyError, validate_upstream,
+    DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_CONNECTIONS, validate_upstream,
 };
-use clap::Parser;
+use clap::error::ErrorKind;
+use clap::{CommandFactory as _, Parser};
 use tracing::Level;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt as _;
@@ -85,7 +87,6 @@ struct Args {
         value_name = "URL",
         env = "BOTSCOPE_PROXY_UPSTREAM",
         default_value = DEFAULT_UPSTREAM,
-        value_parser = upstream,
     )]
     upstream: String,
 
@@ -115,8 +116,7 @@ struct Args {
         long,
         value_name = "TOKEN",
         env = "BOTSCOPE_BEARER_TOKEN",
-        hide_env_values = true,
-        value_parser = bearer_token,
+        hide_env_values = true
     )]
     bearer_token: Option<String>,
 
@@ -182,16 +182,33 @@ impl std::fmt::Debug for Args {
     }
 }
 
-fn upstream(value: &str) -> Result<String, ProxyError> {
-    validate_upstream(value).map(|()| value.to_owned())
-}
-
 fn namespace(value: &str) -> Result<String, BuildError> {
     botscope::validate_namespace(value).map(|()| value.to_owned())
 }
 
-fn bearer_token(value: &str) -> Result<String, BuildError> {
-    botscope::validate_bearer_token(value).map(|()| value.to_owned())
+impl Args {
+    /// Parses and checks the command line. The bearer token and the upstream (which may carry
+    /// credentials) are checked here rather than by a value parser, whose error would repeat
+    /// the value.
+    fn try_parse_checked<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let args = Self::try_parse_from(args)?;
+        let refuse = |flag: &str, error: &dyn StdError| {
+            Self::command().error(
+                ErrorKind::ValueValidation,
+                format!("invalid value for '{flag}': {error}"),
+            )
+        };
+        if let Some(token) = &args.bearer_token {
+            botscope::validate_bearer_token(token)
+                .map_err(|error| refuse("--bearer-token <TOKEN>", &error))?;
+        }
+        validate_upstream(&args.upstream).map_err(|error| refuse("--upstream <URL>", &error))?;
+        Ok(args)
+    }
 }
 
 /// A timeout in seconds: a positive, finite number (fractions allowed).
@@ -299,7 +316,7 @@ async fn run(args: Args) -> Result<(), String> {
 
 fn main() -> ExitCode {
     // Exits with code 2 and clap's error on a bad value, 0 after --help or --version.
-    let args = Args::parse();
+    let args = Args::try_parse_checked(std::env::args_os()).unwrap_or_else(|error| error.exit());
     install_logs();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -333,7 +350,7 @@ mod tests {
     }
 
     fn parse(args: &[&str]) -> Result<Args, clap::Error> {
-        Args::try_parse_from(std::iter::once("botscope-proxy").chain(args.iter().copied()))
+        Args::try_parse_checked(std::iter::once("botscope-proxy").chain(args.iter().copied()))
     }
 
     #[test]
@@ -382,6 +399,22 @@ mod tests {
             let text = error.to_string();
             assert!(text.contains(flag), "{text}");
             assert!(text.contains(&message), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_refused_secret_is_never_repeated() {
+        for (flag, value) in [
+            ("--bearer-token", "hunter2 secret"),
+            ("--bearer-token", "hunter2\n"),
+            ("--upstream", "https://user:hunter2@discord.com"),
+            ("--upstream", "https://discord.com/?key=hunter2"),
+        ] {
+            let error = parse(&[flag, value]).unwrap_err();
+            assert_eq!(error.exit_code(), 2);
+            let text = error.to_string();
+            assert!(text.contains(flag), "{text}");
+            assert!(!text.contains("hunter2"), "{text}");
         }
     }
 }
