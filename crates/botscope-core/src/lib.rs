@@ -2,6 +2,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod buckets;
+pub mod clock;
 pub mod gauge;
 pub mod label_cap;
 pub mod meter;

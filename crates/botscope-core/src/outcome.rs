@@ -65,7 +65,7 @@
 //!
 //! # The clock
 //!
-//! Every duration in botscope is read from [`tokio::time::Instant`]. In a bot it is the OS
+//! Every duration in botscope is read from [`clock::now`], a [`tokio::time::Instant`]. In a bot it is the OS
 //! monotonic clock, `std::time::Instant` (tokio's `now()` is a plain wrapper around it unless
 //! tokio's `test-util` feature is on, and then one atomic load more until some runtime
 //! pauses time); under `#[tokio::test(start_paused = true)]` it is the paused runtime's
@@ -88,7 +88,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::time::Instant;
+use crate::clock::{self, Instant};
 
 use crate::gauge::GaugeGuard;
 use crate::status::Outcome;
@@ -189,7 +189,7 @@ pub struct Timer<T, R: Finish<T>> {
 impl<T, R: Finish<T>> Timer<T, R> {
     /// Starts the clock now; `finish` runs once the operation ended.
     pub fn start(finish: R) -> Self {
-        Self::start_at(finish, Instant::now())
+        Self::start_at(finish, clock::now())
     }
 
     /// Times the operation from `start`, a reading of the core clock taken before: for an
@@ -311,7 +311,7 @@ where
 {
     /// Wraps `inner`, starting the clock now; `finish` runs once `inner` ended.
     pub fn new(inner: F, finish: R) -> Self {
-        Self::new_at(inner, finish, Instant::now())
+        Self::new_at(inner, finish, clock::now())
     }
 
     /// Wraps `inner`, timed from `start` (see [`Timer::start_at`]).

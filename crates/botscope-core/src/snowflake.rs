@@ -28,6 +28,12 @@ pub fn age(id: u64, now: SystemTime) -> Option<Duration> {
     now.duration_since(created_at(id)).ok()
 }
 
+/// How long ago, by this host's wall clock ([`clock::wall_now`](crate::clock::wall_now)), the
+/// snowflake `id` was created; `None` when this host's clock runs behind Discord's.
+pub fn age_now(id: u64) -> Option<Duration> {
+    age(id, crate::clock::wall_now())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
