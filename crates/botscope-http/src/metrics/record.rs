@@ -9,7 +9,7 @@ use opentelemetry::StringValue;
 
 use crate::edge::{EdgeErrorKind, ErrorBody};
 use crate::failure::ForwardErrorType;
-use crate::instruments::{End, Instruments};
+use crate::instruments::{End, EndpointSeries, Instruments};
 use crate::interaction;
 use crate::labels::{ENDPOINT, KIND, OUTCOME, SCOPE, kv};
 use crate::scope::RateLimitScope;
@@ -73,6 +73,8 @@ impl Answer {
 /// The [`Finish`] of one request: its series and how it ended.
 pub(crate) struct Record {
     pub(crate) instruments: Arc<Instruments>,
+    /// The bound series of the endpoint, if it has one.
+    pub(crate) series: Option<Arc<EndpointSeries>>,
     pub(crate) endpoint: StringValue,
     pub(crate) method: &'static str,
     pub(crate) interaction: Option<InteractionCall>,
@@ -145,7 +147,13 @@ impl Finish<Answer> for Record {
             Ending::Panicked => End::Panicked,
             Ending::Cancelled => End::Cancelled,
         };
-        instruments.record_request(self.endpoint, self.method, end, elapsed);
+        instruments.record_request(
+            self.series.as_deref(),
+            &self.endpoint,
+            self.method,
+            end,
+            elapsed,
+        );
         if let Some(call) = self.interaction {
             call.record(instruments, &ending);
         }

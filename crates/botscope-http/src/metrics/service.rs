@@ -78,6 +78,7 @@ where
         };
         let record = Record {
             instruments: Arc::clone(&self.instruments),
+            series: self.instruments.series(route.endpoint()),
             endpoint: route.endpoint().clone(),
             method: self.instruments.method(route.method(), request.method()),
             interaction,
