@@ -129,3 +129,45 @@ async fn a_request_dropped_while_awaiting_its_turn_leaves_no_queue() {
     first.await.unwrap().unwrap();
     assert_eq!(layer.shared.tokens.len(), 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_request_awaiting_its_permit_waits_out_a_global_429_answered_meanwhile() {
+    let layer = RateLimitLayer::builder().build();
+    let sent = Arc::new(Mutex::new(Vec::<Instant>::new()));
+    let log = Arc::clone(&sent);
+    let service = layer.layer(service_fn(move |_request: http::Request<()>| {
+        let first = {
+            let mut log = log.lock().unwrap();
+            log.push(Instant::now());
+            log.len() == 1
+        };
+        async move {
+            let mut response = http::Response::new(());
+            if first {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+                *response.headers_mut() = botscope_testkit::headers(&[
+                    ("x-ratelimit-global", "true"),
+                    ("x-ratelimit-scope", "global"),
+                    ("retry-after", "5"),
+                ]);
+            }
+            Ok::<_, Infallible>(response)
+        }
+    }));
+    let me = || http::Request::get("/api/v10/users/@me").body(()).unwrap();
+    let start = Instant::now();
+    let first = tokio::spawn(service.clone().oneshot(me()));
+    // The first is in flight; the second waits behind it for the same queue's permit.
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let second = tokio::spawn(service.clone().oneshot(me()));
+    first.await.unwrap().unwrap();
+    second.await.unwrap().unwrap();
+    let sent = sent.lock().unwrap();
+    assert_eq!(sent.len(), 2);
+    let waited = sent[1].duration_since(start);
+    assert!(
+        waited >= Duration::from_secs(5),
+        "the queued request went out {waited:?} after the start, inside the global hold"
+    );
+}
