@@ -16,7 +16,7 @@ use opentelemetry::metrics::{
 };
 use opentelemetry::{KeyValue, StringValue, Value};
 
-use crate::failure::{BodyErrorKind, ForwardErrorType};
+use crate::failure::{BodyErrorKind, ForwardFailure};
 use crate::labels::{
     COMMON_STATUSES, ENDPOINT, HTTP_METHODS, HTTP_REQUEST_METHOD, HTTP_RESPONSE_STATUS_CODE, KIND,
     METHOD, SERVER_ADDRESS, SERVER_PORT, STATUS_CANCELLED, STATUS_CLIENT_ERROR, STATUS_CODE,
@@ -85,7 +85,7 @@ pub(crate) enum End {
     /// A response head with this status.
     Head(StatusCode),
     /// The proxy answered itself (502/504), marked with why.
-    NotForwarded(ForwardErrorType),
+    NotForwarded(ForwardFailure),
     /// The inner service returned an error.
     Error,
     /// The inner future panicked.
@@ -313,8 +313,8 @@ impl Instruments {
                 }
                 let status = || match end {
                     End::Head(status) => status_value(status),
-                    End::NotForwarded(ForwardErrorType::Timeout) => Value::from(STATUS_TIMEOUT),
-                    End::NotForwarded(ForwardErrorType::ClientBody) => {
+                    End::NotForwarded(ForwardFailure::Timeout) => Value::from(STATUS_TIMEOUT),
+                    End::NotForwarded(ForwardFailure::ClientBody) => {
                         Value::from(STATUS_CLIENT_ERROR)
                     }
                     End::NotForwarded(_) | End::Error => Value::from(STATUS_ERROR),
@@ -483,11 +483,11 @@ pub(crate) fn semconv_error_type(end: End) -> Option<Value> {
         End::Head(status) if status.as_u16() >= 400 => return Some(status_value(status)),
         End::Head(_) => return None,
         End::NotForwarded(kind) => match kind {
-            ForwardErrorType::Timeout => STATUS_TIMEOUT,
-            ForwardErrorType::Unreachable => "unreachable",
-            ForwardErrorType::InvalidUri => "invalid_uri",
-            ForwardErrorType::NoCryptoProvider => "no_crypto_provider",
-            ForwardErrorType::ClientBody => STATUS_CLIENT_ERROR,
+            ForwardFailure::Timeout => STATUS_TIMEOUT,
+            ForwardFailure::Unreachable => "unreachable",
+            ForwardFailure::InvalidUri => "invalid_uri",
+            ForwardFailure::NoCryptoProvider => "no_crypto_provider",
+            ForwardFailure::ClientBody => STATUS_CLIENT_ERROR,
         },
         End::Error => ERROR_TYPE_OTHER,
         End::Panicked => STATUS_PANIC,
@@ -771,15 +771,15 @@ mod tests {
             Some("418")
         );
         assert_eq!(
-            error(End::NotForwarded(ForwardErrorType::Timeout)).as_deref(),
+            error(End::NotForwarded(ForwardFailure::Timeout)).as_deref(),
             Some("timeout")
         );
         assert_eq!(
-            error(End::NotForwarded(ForwardErrorType::Unreachable)).as_deref(),
+            error(End::NotForwarded(ForwardFailure::Unreachable)).as_deref(),
             Some("unreachable")
         );
         assert_eq!(
-            error(End::NotForwarded(ForwardErrorType::ClientBody)).as_deref(),
+            error(End::NotForwarded(ForwardFailure::ClientBody)).as_deref(),
             Some("client_error")
         );
         assert_eq!(error(End::Error).as_deref(), Some("_OTHER"));

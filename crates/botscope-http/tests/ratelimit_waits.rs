@@ -269,7 +269,7 @@ fn a_layer_built_outside_a_runtime_starts_its_limiter_with_the_first_request() {
     use tower::{Layer, Service, ServiceExt, service_fn};
 
     // Built before any runtime exists: no panic.
-    let layer = botscope_http::RateLimitLayer::new();
+    let layer = botscope_http::DiscordRateLimitLayer::new();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

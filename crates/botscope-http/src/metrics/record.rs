@@ -8,7 +8,7 @@ use http::StatusCode;
 use opentelemetry::StringValue;
 
 use crate::edge::{EdgeErrorKind, ErrorBody};
-use crate::failure::ForwardErrorType;
+use crate::failure::ForwardFailure;
 use crate::instruments::{End, EndpointSeries, Instruments};
 use crate::interaction;
 use crate::labels::{ENDPOINT, KIND, OUTCOME, SCOPE, kv};
@@ -28,7 +28,7 @@ pub(crate) enum Answer {
         session: Option<SessionStartLimit>,
     },
     /// The proxy's own answer to a request it could not forward.
-    NotForwarded(ForwardErrorType),
+    NotForwarded(ForwardFailure),
     /// The inner service's error.
     Error,
 }
@@ -43,7 +43,7 @@ impl Answer {
             return Self::Error;
         };
         let extensions = response.extensions();
-        if let Some(kind) = extensions.get::<ForwardErrorType>() {
+        if let Some(kind) = extensions.get::<ForwardFailure>() {
             return Self::NotForwarded(*kind);
         }
         let status = response.status();

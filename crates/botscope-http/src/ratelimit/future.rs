@@ -16,7 +16,7 @@ use tokio::time::Sleep;
 use tower::Service;
 use twilight_http_ratelimiting::PermitFuture;
 
-use crate::failure::ForwardErrorType;
+use crate::failure::ForwardFailure;
 use crate::ratelimit::queues::{Ticket, Turn};
 use crate::ratelimit::state::{Grant, Queue, Shared, complete};
 use crate::route::RouteKind;
@@ -82,7 +82,7 @@ impl<S, B> Waiting<S, B> {
     fn acquire<F>(&mut self) -> Stage<F> {
         match &self.queue {
             Queue::Twilight(endpoint) => Stage::Acquire {
-                permit: self.shared.limiter().acquire(endpoint.clone()),
+                permit: self.shared.ratelimiter().acquire(endpoint.clone()),
             },
             Queue::Token(key) => {
                 let (ticket, turn) = self.shared.tokens.join(*key);
@@ -111,7 +111,7 @@ pin_project! {
 }
 
 pin_project! {
-    /// The future of [`RateLimit`](crate::RateLimit): waits for a permit, calls the inner service, completes the
+    /// The future of [`DiscordRateLimit`](crate::DiscordRateLimit): waits for a permit, calls the inner service, completes the
     /// permit from the response head.
     ///
     /// # Cancel safety
@@ -221,7 +221,7 @@ where
                             // The proxy's own answer to a failed forward, or a failed
                             // request: it tells the limiter nothing, so cancel the permit.
                             Ok(response)
-                                if response.extensions().get::<ForwardErrorType>().is_some() =>
+                                if response.extensions().get::<ForwardFailure>().is_some() =>
                             {
                                 drop(grant);
                             }

@@ -9,7 +9,7 @@ use http::StatusCode;
 use tokio::time::Instant;
 use tower::{Layer, Service, ServiceExt, service_fn};
 
-use crate::ratelimit::layer::RateLimitLayer;
+use crate::ratelimit::layer::DiscordRateLimitLayer;
 use crate::ratelimit::queues::MIN_SWEEP_LEN;
 
 /// A layer over a service answering every request 204 with `remaining` and a 1 s reset,
@@ -18,7 +18,7 @@ fn layer_over(
     remaining: &'static str,
     sent: Arc<AtomicUsize>,
 ) -> (
-    RateLimitLayer,
+    DiscordRateLimitLayer,
     impl Service<
         http::Request<()>,
         Response = http::Response<()>,
@@ -26,7 +26,7 @@ fn layer_over(
         Future = impl Send,
     > + Clone,
 ) {
-    let layer = RateLimitLayer::builder()
+    let layer = DiscordRateLimitLayer::builder()
         .sweep_interval(Duration::from_secs(5))
         .build();
     let service = service_fn(move |_request: http::Request<()>| {
@@ -132,7 +132,7 @@ async fn a_request_dropped_while_awaiting_its_turn_leaves_no_queue() {
 
 #[tokio::test(start_paused = true)]
 async fn a_request_awaiting_its_permit_waits_out_a_global_429_answered_meanwhile() {
-    let layer = RateLimitLayer::builder().build();
+    let layer = DiscordRateLimitLayer::builder().build();
     let sent = Arc::new(Mutex::new(Vec::<Instant>::new()));
     let log = Arc::clone(&sent);
     let service = layer.layer(service_fn(move |_request: http::Request<()>| {
