@@ -182,11 +182,16 @@ impl Instruments {
             // A synchronous up/down counter, not an observed atomic: the SDK sums the adds of
             // every layer recording into one provider, where observations of one name would
             // overwrite each other.
-            in_flight: meter
-                .i64_up_down_counter(REQUESTS_IN_FLIGHT)
-                .with_description("Discord REST requests waiting for their response head")
-                .build()
-                .bind(&[]),
+            in_flight: {
+                let in_flight = meter
+                    .i64_up_down_counter(REQUESTS_IN_FLIGHT)
+                    .with_description("Discord REST requests waiting for their response head")
+                    .build()
+                    .bind(&[]);
+                // Exported at 0 from now, not from the first request.
+                in_flight.add(0);
+                in_flight
+            },
             ratelimited: meter
                 .u64_counter(RATELIMITED)
                 .with_description("Discord REST 429 responses by endpoint and ratelimit scope")

@@ -434,6 +434,13 @@ async fn in_flight_adds_up_across_layers_on_one_provider() {
     let b = DiscordMetricsLayer::builder()
         .meter(metrics.meter())
         .build();
+    // Bound at build: the series is there before any request, at 0.
+    assert_eq!(
+        metrics
+            .scrape()
+            .value("disruptor_discord_api_requests_in_flight", &[]),
+        Some(0.0)
+    );
     let mut first = a.layer(Never);
     let mut second = b.layer(Never);
     let pending = [
