@@ -8,11 +8,11 @@
 //! `"client_error"`, the ratelimit layer cancels the permit. Each upstream failure logs one
 //! `warn` line naming the route template, the method and the status, never the path (a
 //! client's fault, `debug`). The upstream's body streams on as an
-//! [`UpstreamBody`](crate::UpstreamBody), cut when it stalls (see [`body`](crate::body)).
+//! [`UpstreamBody`](crate::UpstreamBody), cut when it stalls (see [`body`]).
 //!
 //! It also reads a few bodies for the layers above, bounded and passed on unchanged: those of
-//! 4xx and 5xx answers (an [`ErrorBody`] in the extensions: Discord's JSON error code, or a page
-//! of its [edge](crate::edge)), and that of `GET /gateway/bot` (a [`SessionStartLimit`]).
+//! 4xx and 5xx answers (an [`ErrorBody`](crate::ErrorBody) in the extensions: Discord's JSON error code, or a page
+//! of its [edge](crate::edge)), and that of `GET /gateway/bot` (a [`SessionStartLimit`](crate::SessionStartLimit)).
 //!
 //! ```
 //! use botscope_http::ForwardFailure;

@@ -35,7 +35,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Sends requests on to the upstream over a pooled hyper client (HTTP/1.1 and HTTP/2, rustls
 /// with webpki roots), streaming bodies both ways. When the upstream is unreachable or slower
 /// than the timeout, answers a response of its own marked with a [`ForwardFailure`]; never
-/// an error. See the [module docs](self).
+/// an error. See the [module docs](crate::forward).
 pub struct Forward<B = Incoming> {
     /// Built at once when a crypto provider is at hand, else on the first request (see
     /// [`Forward::client`]).

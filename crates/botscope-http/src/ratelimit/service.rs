@@ -10,7 +10,7 @@ use tower::Service;
 use crate::ratelimit::future::{ResponseFuture, Waiting};
 use crate::ratelimit::state::{Queue, Shared};
 
-/// The service of [`DiscordRateLimitLayer`]: see the [module docs](crate::ratelimit).
+/// The service of [`DiscordRateLimitLayer`](crate::DiscordRateLimitLayer): see the [module docs](crate::ratelimit).
 #[derive(Clone)]
 pub struct DiscordRateLimit<S> {
     inner: S,
