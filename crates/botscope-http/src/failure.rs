@@ -1,5 +1,5 @@
 //! How a request or its answer failed, as the layers tell each other: the marker the
-//! forwarder leaves on an answer of its own ([`ForwardErrorType`]), why an upstream body
+//! forwarder leaves on an answer of its own ([`ForwardFailure`]), why an upstream body
 //! failed after its head ([`BodyErrorKind`]), and the boxed error of the proxy's stack
 //! ([`BoxError`]).
 
@@ -17,7 +17,7 @@ pub type BoxError = Box<dyn StdError + Send + Sync>;
 /// that response. See the [`forward`](crate::forward) module docs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
-pub enum ForwardErrorType {
+pub enum ForwardFailure {
     /// The upstream could not be reached or the connection failed mid-request: 502.
     Unreachable,
     /// The upstream sent no response head within the timeout: 504.
@@ -34,7 +34,7 @@ pub enum ForwardErrorType {
     ClientBody,
 }
 
-impl ForwardErrorType {
+impl ForwardFailure {
     /// The status the proxy answers with: 504 for a timeout, 400 for the client's own fault,
     /// else 502.
     pub const fn status(self) -> StatusCode {
@@ -69,7 +69,7 @@ impl ForwardErrorType {
     }
 }
 
-impl fmt::Display for ForwardErrorType {
+impl fmt::Display for ForwardFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Self::Unreachable => "upstream unreachable",

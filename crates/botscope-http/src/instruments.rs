@@ -1,8 +1,9 @@
 //! Metric names, units and the shared instruments of the Discord REST metrics.
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
 use botscope_core::buckets::default_buckets;
@@ -10,15 +11,17 @@ use botscope_core::clock::{self, Instant};
 use botscope_core::naming::{ERROR_TYPE, ERROR_TYPE_OTHER, Naming};
 use http::StatusCode;
 use opentelemetry::metrics::{
-    BoundHistogram, BoundUpDownCounter, Counter, Gauge, Histogram, Meter, ObservableGauge,
+    BoundCounter, BoundHistogram, BoundUpDownCounter, Counter, Gauge, Histogram, Meter,
+    ObservableGauge,
 };
 use opentelemetry::{KeyValue, StringValue, Value};
 
-use crate::failure::{BodyErrorKind, ForwardErrorType};
+use crate::failure::{BodyErrorKind, ForwardFailure};
 use crate::labels::{
-    ENDPOINT, HTTP_REQUEST_METHOD, HTTP_RESPONSE_STATUS_CODE, KIND, METHOD, SERVER_ADDRESS,
-    SERVER_PORT, STATUS_CANCELLED, STATUS_CLIENT_ERROR, STATUS_CODE, STATUS_ERROR, STATUS_PANIC,
-    STATUS_TIMEOUT, URL_TEMPLATE, kv, semconv_method, status_value,
+    COMMON_STATUSES, ENDPOINT, HTTP_METHODS, HTTP_REQUEST_METHOD, HTTP_RESPONSE_STATUS_CODE, KIND,
+    METHOD, SERVER_ADDRESS, SERVER_PORT, STATUS_CANCELLED, STATUS_CLIENT_ERROR, STATUS_CODE,
+    STATUS_ERROR, STATUS_PANIC, STATUS_TIMEOUT, URL_TEMPLATE, common_status, kv, semconv_method,
+    status_value,
 };
 use crate::session::SessionStartLimit;
 
@@ -82,7 +85,7 @@ pub(crate) enum End {
     /// A response head with this status.
     Head(StatusCode),
     /// The proxy answered itself (502/504), marked with why.
-    NotForwarded(ForwardErrorType),
+    NotForwarded(ForwardFailure),
     /// The inner service returned an error.
     Error,
     /// The inner future panicked.
@@ -109,6 +112,8 @@ enum RequestFamilies {
 /// The instruments of [`DiscordMetricsLayer`](crate::DiscordMetricsLayer), built once.
 pub(crate) struct Instruments {
     families: RequestFamilies,
+    /// The bound series of the request count and duration, by endpoint.
+    series: SeriesMap,
     /// Bound once: the series has no attributes.
     pub(crate) in_flight: BoundUpDownCounter<i64>,
     pub(crate) ratelimited: Counter<u64>,
@@ -128,8 +133,14 @@ pub(crate) struct Instruments {
 }
 
 impl Instruments {
-    /// `server`: the `server.address` and `server.port` of [`Naming::Semconv`].
-    pub(crate) fn new(meter: &Meter, naming: Naming, server: (StringValue, u16)) -> Self {
+    /// `server`: the `server.address` and `server.port` of [`Naming::Semconv`]; at most
+    /// `endpoints` endpoints get bound series (the layer's endpoint cap, plus `other`).
+    pub(crate) fn new(
+        meter: &Meter,
+        naming: Naming,
+        server: (StringValue, u16),
+        endpoints: usize,
+    ) -> Self {
         let invalid = Arc::new(SlidingWindow::new());
         // OpenTelemetry keeps a callback for the life of the provider: a weak reference lets
         // the window go with the last service, and a dropped layer report nothing.
@@ -167,14 +178,20 @@ impl Instruments {
         };
         Self {
             families,
+            series: SeriesMap::new(endpoints),
             // A synchronous up/down counter, not an observed atomic: the SDK sums the adds of
             // every layer recording into one provider, where observations of one name would
             // overwrite each other.
-            in_flight: meter
-                .i64_up_down_counter(REQUESTS_IN_FLIGHT)
-                .with_description("Discord REST requests waiting for their response head")
-                .build()
-                .bind(&[]),
+            in_flight: {
+                let in_flight = meter
+                    .i64_up_down_counter(REQUESTS_IN_FLIGHT)
+                    .with_description("Discord REST requests waiting for their response head")
+                    .build()
+                    .bind(&[]);
+                // Exported at 0 from now, not from the first request.
+                in_flight.add(0);
+                in_flight
+            },
             ratelimited: meter
                 .u64_counter(RATELIMITED)
                 .with_description("Discord REST 429 responses by endpoint and ratelimit scope")
@@ -259,61 +276,89 @@ impl Instruments {
         }
     }
 
+    /// The bound series of `endpoint`, to record its requests through; `None` past the cap
+    /// of bound endpoints (a route parsed by a parser with a larger cap), whose requests are
+    /// recorded unbound.
+    pub(crate) fn series(&self, endpoint: &StringValue) -> Option<Arc<EndpointSeries>> {
+        self.series.get(endpoint)
+    }
+
     /// Records the count and duration of one request to `endpoint` that took `elapsed` and
-    /// ended as `end`; `method` comes from [`method`](Self::method).
+    /// ended as `end`; `method` comes from [`method`](Self::method), `series` from
+    /// [`series`](Self::series).
     pub(crate) fn record_request(
         &self,
-        endpoint: StringValue,
+        series: Option<&EndpointSeries>,
+        endpoint: &StringValue,
         method: &'static str,
         end: End,
         elapsed: Duration,
     ) {
+        let bound = series.and_then(|series| series.method(method));
+        // The common statuses of an answer are bound; the rest is recorded unbound.
+        let common = match end {
+            End::Head(status) => common_status(status),
+            _ => None,
+        };
         match &self.families {
             RequestFamilies::Botscope { requests, duration } => {
-                let endpoint = Value::String(endpoint);
+                let endpoint = || kv(ENDPOINT, Value::String(endpoint.clone()));
                 // The histogram has no status label: a partial time would skew its quantiles.
                 if !matches!(end, End::Panicked | End::Cancelled) {
-                    duration.record(
-                        elapsed.as_secs_f64(),
-                        &[kv(ENDPOINT, endpoint.clone()), kv(METHOD, method)],
-                    );
+                    let bound_duration = bound.map(|bound| {
+                        bound
+                            .duration
+                            .get_or_init(|| duration.bind(&[endpoint(), kv(METHOD, method)]))
+                    });
+                    match bound_duration {
+                        Some(bound) => bound.record(elapsed.as_secs_f64()),
+                        None => duration
+                            .record(elapsed.as_secs_f64(), &[endpoint(), kv(METHOD, method)]),
+                    }
                 }
-                let status = match end {
+                let status = || match end {
                     End::Head(status) => status_value(status),
-                    End::NotForwarded(ForwardErrorType::Timeout) => Value::from(STATUS_TIMEOUT),
-                    End::NotForwarded(ForwardErrorType::ClientBody) => {
+                    End::NotForwarded(ForwardFailure::Timeout) => Value::from(STATUS_TIMEOUT),
+                    End::NotForwarded(ForwardFailure::ClientBody) => {
                         Value::from(STATUS_CLIENT_ERROR)
                     }
                     End::NotForwarded(_) | End::Error => Value::from(STATUS_ERROR),
                     End::Panicked => Value::from(STATUS_PANIC),
                     End::Cancelled => Value::from(STATUS_CANCELLED),
                 };
-                requests.add(
-                    1,
-                    &[
-                        kv(ENDPOINT, endpoint),
-                        kv(METHOD, method),
-                        kv(STATUS_CODE, status),
-                    ],
-                );
+                let attributes = || [endpoint(), kv(METHOD, method), kv(STATUS_CODE, status())];
+                match bound.zip(common) {
+                    Some((bound, index)) => bound.statuses[index]
+                        .get_or_init(|| Bound::Counter(requests.bind(&attributes())))
+                        .add(),
+                    None => requests.add(1, &attributes()),
+                }
             }
             RequestFamilies::Semconv { duration, server } => {
                 // Every request is timed, failures included: `error.type` sets them apart,
                 // and the histogram's count is the only request count of this naming.
-                let [address, port] = server.clone();
-                let mut attributes = Vec::with_capacity(6);
-                attributes.extend([kv(HTTP_REQUEST_METHOD, method), address, port]);
-                // `other` is no template: an overflow of the cap, or not an API path.
-                if endpoint.as_str() != crate::route::OTHER {
-                    attributes.push(kv(URL_TEMPLATE, Value::String(endpoint)));
+                let attributes = || {
+                    let [address, port] = server.clone();
+                    let mut attributes = Vec::with_capacity(6);
+                    attributes.extend([kv(HTTP_REQUEST_METHOD, method), address, port]);
+                    // `other` is no template: an overflow of the cap, or not an API path.
+                    if endpoint.as_str() != crate::route::OTHER {
+                        attributes.push(kv(URL_TEMPLATE, Value::String(endpoint.clone())));
+                    }
+                    if let End::Head(status) = end {
+                        attributes.push(kv(HTTP_RESPONSE_STATUS_CODE, i64::from(status.as_u16())));
+                    }
+                    if let Some(error) = semconv_error_type(end) {
+                        attributes.push(kv(ERROR_TYPE, error));
+                    }
+                    attributes
+                };
+                match bound.zip(common) {
+                    Some((bound, index)) => bound.statuses[index]
+                        .get_or_init(|| Bound::Histogram(duration.bind(&attributes())))
+                        .record(elapsed),
+                    None => duration.record(elapsed.as_secs_f64(), &attributes()),
                 }
-                if let End::Head(status) = end {
-                    attributes.push(kv(HTTP_RESPONSE_STATUS_CODE, i64::from(status.as_u16())));
-                }
-                if let Some(error) = semconv_error_type(end) {
-                    attributes.push(kv(ERROR_TYPE, error));
-                }
-                duration.record(elapsed.as_secs_f64(), &attributes);
             }
         }
     }
@@ -443,17 +488,122 @@ pub(crate) fn semconv_error_type(end: End) -> Option<Value> {
         End::Head(status) if status.as_u16() >= 400 => return Some(status_value(status)),
         End::Head(_) => return None,
         End::NotForwarded(kind) => match kind {
-            ForwardErrorType::Timeout => STATUS_TIMEOUT,
-            ForwardErrorType::Unreachable => "unreachable",
-            ForwardErrorType::InvalidUri => "invalid_uri",
-            ForwardErrorType::NoCryptoProvider => "no_crypto_provider",
-            ForwardErrorType::ClientBody => STATUS_CLIENT_ERROR,
+            ForwardFailure::Timeout => STATUS_TIMEOUT,
+            ForwardFailure::Unreachable => "unreachable",
+            ForwardFailure::InvalidUri => "invalid_uri",
+            ForwardFailure::NoCryptoProvider => "no_crypto_provider",
+            ForwardFailure::ClientBody => STATUS_CLIENT_ERROR,
         },
         End::Error => ERROR_TYPE_OTHER,
         End::Panicked => STATUS_PANIC,
         End::Cancelled => STATUS_CANCELLED,
     };
     Some(Value::from(word))
+}
+
+/// The bound series of one endpoint, by method: the request duration bound on the first
+/// answer, the count (or, under the conventions, the duration) of each of the
+/// [`COMMON_STATUSES`] on its first answer. Rare endings (errors, panics, cancellations,
+/// other statuses) are recorded unbound.
+pub(crate) struct EndpointSeries {
+    /// By the place of the method in [`HTTP_METHODS`], then `_OTHER`.
+    methods: [MethodSeries; HTTP_METHODS.len() + 1],
+}
+
+#[derive(Default)]
+struct MethodSeries {
+    /// `N_discord_api_request_duration_seconds{endpoint,method}`; unused under the conventions.
+    duration: OnceLock<BoundHistogram<f64>>,
+    statuses: [OnceLock<Bound>; COMMON_STATUSES.len()],
+}
+
+/// One bound series of a status.
+enum Bound {
+    /// `N_discord_api_requests_total{endpoint,method,status_code}`.
+    Counter(BoundCounter<u64>),
+    /// `http.client.request.duration{…,http.response.status_code}`.
+    Histogram(BoundHistogram<f64>),
+}
+
+impl Bound {
+    fn add(&self) {
+        if let Self::Counter(counter) = self {
+            counter.add(1);
+        }
+    }
+
+    fn record(&self, elapsed: Duration) {
+        if let Self::Histogram(histogram) = self {
+            histogram.record(elapsed.as_secs_f64());
+        }
+    }
+}
+
+impl EndpointSeries {
+    fn new() -> Self {
+        Self {
+            methods: std::array::from_fn(|_| MethodSeries::default()),
+        }
+    }
+
+    fn method(&self, method: &str) -> Option<&MethodSeries> {
+        // The route's `method` labels are among the conventions' values.
+        let index = match HTTP_METHODS.iter().position(|known| *known == method) {
+            Some(index) => index,
+            None if method == ERROR_TYPE_OTHER => HTTP_METHODS.len(),
+            None => return None,
+        };
+        self.methods.get(index)
+    }
+}
+
+/// The bound series by endpoint, at most `cap` endpoints: the layer's endpoint cap plus
+/// `other`, so every endpoint of its own parser has one.
+///
+/// Keyed by where the endpoint's text lives, not by the text: every `endpoint` comes from a
+/// [`Routes`](crate::route::Routes) cap, whose values are shared strings that live as long as
+/// the cap (or the static `other`), and the map keeps a clone of each, so an address never
+/// stands for two texts. A lookup hashes two words instead of the template.
+struct SeriesMap {
+    cap: usize,
+    map: RwLock<SeriesByAddress>,
+}
+
+type SeriesByAddress =
+    HashMap<(usize, usize), (StringValue, Arc<EndpointSeries>), foldhash::fast::FixedState>;
+
+impl SeriesMap {
+    fn new(cap: usize) -> Self {
+        Self {
+            cap,
+            map: RwLock::default(),
+        }
+    }
+
+    fn get(&self, endpoint: &StringValue) -> Option<Arc<EndpointSeries>> {
+        let text = endpoint.as_str();
+        let key = (text.as_ptr() as usize, text.len());
+        // The map holds no invariant a panic could break halfway: a poisoned lock is used as
+        // is.
+        if let Some((_, series)) = self
+            .map
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+        {
+            return Some(Arc::clone(series));
+        }
+        let mut map = self.map.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, series)) = map.get(&key) {
+            return Some(Arc::clone(series));
+        }
+        if map.len() >= self.cap {
+            return None;
+        }
+        let series = Arc::new(EndpointSeries::new());
+        map.insert(key, (endpoint.clone(), Arc::clone(&series)));
+        Some(series)
+    }
 }
 
 /// Events per second over the last [`INVALID_WINDOW`], in a ring of per-second atomics.
@@ -626,15 +776,15 @@ mod tests {
             Some("418")
         );
         assert_eq!(
-            error(End::NotForwarded(ForwardErrorType::Timeout)).as_deref(),
+            error(End::NotForwarded(ForwardFailure::Timeout)).as_deref(),
             Some("timeout")
         );
         assert_eq!(
-            error(End::NotForwarded(ForwardErrorType::Unreachable)).as_deref(),
+            error(End::NotForwarded(ForwardFailure::Unreachable)).as_deref(),
             Some("unreachable")
         );
         assert_eq!(
-            error(End::NotForwarded(ForwardErrorType::ClientBody)).as_deref(),
+            error(End::NotForwarded(ForwardFailure::ClientBody)).as_deref(),
             Some("client_error")
         );
         assert_eq!(error(End::Error).as_deref(), Some("_OTHER"));

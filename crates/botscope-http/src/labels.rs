@@ -22,9 +22,9 @@ pub const STATUS_ERROR: &str = "error";
 /// The `status_code` value of an upstream timeout.
 pub const STATUS_TIMEOUT: &str = "timeout";
 /// The `status_code` value of a request the client spoiled: its body was malformed, or it hung
-/// up mid-upload (the proxy's 400, marked [`ForwardErrorType::ClientBody`]).
+/// up mid-upload (the proxy's 400, marked [`ForwardFailure::ClientBody`]).
 ///
-/// [`ForwardErrorType::ClientBody`]: crate::ForwardErrorType::ClientBody
+/// [`ForwardFailure::ClientBody`]: crate::ForwardFailure::ClientBody
 pub const STATUS_CLIENT_ERROR: &str = "client_error";
 /// The `status_code` value of a request dropped before its response head (the caller gave up).
 pub const STATUS_CANCELLED: &str = botscope_core::status::CANCELLED;

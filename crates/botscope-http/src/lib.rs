@@ -21,7 +21,7 @@ pub mod ratelimit;
 pub mod proxy;
 
 pub use edge::{EdgeErrorKind, ErrorBody};
-pub use failure::{BodyErrorKind, ForwardErrorType};
+pub use failure::{BodyErrorKind, ForwardFailure};
 pub use forward::Forward;
 pub use forward::body::{self, UpstreamBody};
 pub use instruments::{
@@ -37,7 +37,9 @@ pub use labels::{
 };
 pub use metrics::{DiscordMetrics, DiscordMetricsLayer, DiscordMetricsLayerBuilder};
 pub use proxy::{DiscordProxy, DiscordProxyBuilder, ProxyError, ProxyErrorType};
-pub use ratelimit::{RateLimit, RateLimitLayer, RateLimitLayerBuilder, RateLimitScope};
+pub use ratelimit::{
+    DiscordRateLimit, DiscordRateLimitLayer, DiscordRateLimitLayerBuilder, RateLimitScope,
+};
 pub use session::SessionStartLimit;
 
 /// The instrumentation scope name of this crate's meter.
@@ -51,7 +53,7 @@ mod static_checks {
 
     static_assertions::assert_impl_all!(DiscordMetricsLayer: Clone, Send, Sync);
     static_assertions::assert_impl_all!(DiscordMetrics<tower::util::BoxCloneSyncService<http::Request<()>, http::Response<()>, std::convert::Infallible>>: Clone, Send, Sync);
-    static_assertions::assert_impl_all!(RateLimitLayer: Clone, Send, Sync);
+    static_assertions::assert_impl_all!(DiscordRateLimitLayer: Clone, Send, Sync);
     static_assertions::assert_impl_all!(DiscordProxy: Send, Sync);
     static_assertions::assert_impl_all!(ProxyError: std::error::Error, Send, Sync);
     static_assertions::assert_impl_all!(route::Routes: Clone, Send, Sync);

@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use botscope_http::metrics::BoxError;
-use botscope_http::{DiscordMetricsLayer, ForwardErrorType};
+use botscope_http::{DiscordMetricsLayer, ForwardFailure};
 use botscope_testkit::TestMetrics;
 use common::TheirError;
 use tower::{Layer, Service, ServiceExt, service_fn};
@@ -168,9 +168,9 @@ async fn a_forward_failure_marker_counts_as_timeout_or_error() {
         .build();
     let mut service = layer.layer(service_fn(|req: http::Request<()>| async move {
         let (status, kind) = if req.uri().path().ends_with("slow") {
-            (504, ForwardErrorType::Timeout)
+            (504, ForwardFailure::Timeout)
         } else {
-            (502, ForwardErrorType::Unreachable)
+            (502, ForwardFailure::Unreachable)
         };
         let mut response = response(status, &[]);
         response.extensions_mut().insert(kind);
@@ -434,6 +434,13 @@ async fn in_flight_adds_up_across_layers_on_one_provider() {
     let b = DiscordMetricsLayer::builder()
         .meter(metrics.meter())
         .build();
+    // Bound at build: the series is there before any request, at 0.
+    assert_eq!(
+        metrics
+            .scrape()
+            .value("disruptor_discord_api_requests_in_flight", &[]),
+        Some(0.0)
+    );
     let mut first = a.layer(Never);
     let mut second = b.layer(Never);
     let pending = [

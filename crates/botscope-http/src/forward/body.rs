@@ -14,9 +14,7 @@
 //! cut), and the proxy logs one `warn` line naming the route template, the method and the
 //! head's status, never the path.
 
-use std::error::Error as StdError;
 use std::fmt;
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,7 +27,7 @@ use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use opentelemetry::StringValue;
 use pin_project_lite::pin_project;
-use tokio::time::{Instant, Sleep};
+use tower_http::timeout::{TimeoutBody, TimeoutError};
 
 pub use crate::failure::BodyErrorKind;
 use crate::failure::BoxError;
@@ -41,18 +39,6 @@ pub type ProxyBody = Either<UpstreamBody, Full<Bytes>>;
 
 /// How long the proxy waits for the next byte of an upstream body before cutting it.
 pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The error an [`UpstreamBody`] ends with when the upstream stalls.
-#[derive(Debug)]
-struct Stalled;
-
-impl fmt::Display for Stalled {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("botscope proxy: upstream body stalled past the body timeout")
-    }
-}
-
-impl StdError for Stalled {}
 
 /// What an [`UpstreamBody`] names when it fails: the request's series and its head's status.
 pub(crate) struct BodyContext {
@@ -82,12 +68,17 @@ impl BodyContext {
 }
 
 /// The upstream's response body, streamed as it comes, ended with an error when no byte of it
-/// arrives for the body timeout. See the [module docs](self).
+/// arrives for the body timeout (tower-http's [`TimeoutBody`]). See the [module docs](self).
 pub struct UpstreamBody {
-    inner: Incoming,
+    // Boxed: `TimeoutBody` holds its timer inline and is not `Unpin`; one allocation per
+    // body, as the timer alone took before.
+    inner: Pin<Box<TimeoutBody<Incoming>>>,
+    // What hyper's body said of its length, less the bytes passed on: `TimeoutBody` forwards
+    // neither hint, and hyper's server needs them to send a `content-length` rather than
+    // chunks.
+    size_hint: SizeHint,
+    ended: bool,
     timeout: Duration,
-    // `None` once the body ended, or with no timeout to keep.
-    idle: Option<Pin<Box<Sleep>>>,
     // Whether a failure was counted: at most one per body.
     failed: bool,
     context: BodyContext,
@@ -102,28 +93,16 @@ impl fmt::Debug for UpstreamBody {
 }
 
 impl UpstreamBody {
+    /// `inner`, cut once no byte of it came for `timeout` (one too large for the clock means
+    /// none: the timer is set at the end of time).
     pub(crate) fn new(inner: Incoming, timeout: Duration, context: BodyContext) -> Self {
-        // An empty body never waits; a timeout too large for the clock means none.
-        let idle = (!inner.is_end_stream())
-            .then(|| Instant::now().checked_add(timeout))
-            .flatten()
-            .map(|deadline| Box::pin(tokio::time::sleep_until(deadline)));
         Self {
-            inner,
+            size_hint: inner.size_hint(),
+            ended: inner.is_end_stream(),
+            inner: Box::pin(TimeoutBody::new(timeout, inner)),
             timeout,
-            idle,
             failed: false,
             context,
-        }
-    }
-
-    /// Waits for the next byte from now.
-    fn rearm(&mut self) {
-        if let Some(idle) = &mut self.idle {
-            match Instant::now().checked_add(self.timeout) {
-                Some(deadline) => idle.as_mut().reset(deadline),
-                None => self.idle = None,
-            }
         }
     }
 }
@@ -137,47 +116,45 @@ impl Body for UpstreamBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
-                if this.inner.is_end_stream() {
-                    this.idle = None;
-                } else {
-                    this.rearm();
+        let frame = ready!(this.inner.as_mut().poll_frame(cx));
+        match &frame {
+            Some(Ok(frame)) => {
+                let len = frame.data_ref().map_or(0, |data| data.len() as u64);
+                let lower = this.size_hint.lower().saturating_sub(len);
+                let upper = this
+                    .size_hint
+                    .upper()
+                    .map(|upper| upper.saturating_sub(len));
+                this.size_hint = SizeHint::new();
+                this.size_hint.set_lower(lower);
+                if let Some(upper) = upper {
+                    this.size_hint.set_upper(upper);
                 }
-                Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(error))) => {
-                this.idle = None;
-                if !std::mem::replace(&mut this.failed, true) {
-                    this.context
-                        .failed(BodyErrorKind::Error, this.timeout, Some(&error));
-                }
-                Poll::Ready(Some(Err(error.into())))
-            }
-            Poll::Ready(None) => {
-                this.idle = None;
-                Poll::Ready(None)
-            }
-            Poll::Pending => {
-                let Some(idle) = &mut this.idle else {
-                    return Poll::Pending;
-                };
-                ready!(idle.as_mut().poll(cx));
-                this.idle = None;
-                this.failed = true;
+            None => this.ended = true,
+            Some(Err(_)) => {}
+        }
+        if let Some(Err(error)) = &frame
+            && !std::mem::replace(&mut this.failed, true)
+        {
+            // The body is ours, wrapped once: its error is either the timer's or hyper's.
+            if error.is::<TimeoutError>() {
                 this.context
                     .failed(BodyErrorKind::Timeout, this.timeout, None);
-                Poll::Ready(Some(Err(Box::new(Stalled))))
+            } else {
+                this.context
+                    .failed(BodyErrorKind::Error, this.timeout, Some(&**error));
             }
         }
+        Poll::Ready(frame)
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.ended
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        self.size_hint
     }
 }
 

@@ -18,7 +18,7 @@ use opentelemetry::StringValue;
 use pin_project_lite::pin_project;
 
 use crate::edge::{ErrorBody, MAX_ERROR_BODY};
-use crate::failure::ForwardErrorType;
+use crate::failure::ForwardFailure;
 use crate::forward::body::{BodyContext, ProxyBody, UpstreamBody};
 use crate::forward::upstream::{own_response, strip_hop_by_hop};
 use crate::instruments::BodyErrors;
@@ -35,7 +35,7 @@ impl Failure {
     /// Logs the failure once and answers it.
     fn answer(
         &self,
-        kind: ForwardErrorType,
+        kind: ForwardFailure,
         source: Option<&dyn fmt::Display>,
     ) -> Response<ProxyBody> {
         let status = kind.status();
@@ -78,7 +78,7 @@ pin_project! {
     pub struct ForwardFuture {
         inner: Option<hyper_util::client::legacy::ResponseFuture>,
         // Why the proxy answers itself when `inner` is `None`.
-        refused: ForwardErrorType,
+        refused: ForwardFailure,
         reading: Option<Reading>,
         #[pin]
         sleep: Option<tokio::time::Sleep>,
@@ -94,7 +94,7 @@ pin_project! {
 
 impl ForwardFuture {
     /// The proxy's own answer to a request it could not send: `kind` says why.
-    pub(crate) fn refused(kind: ForwardErrorType, failure: Failure, gateway_bot: bool) -> Self {
+    pub(crate) fn refused(kind: ForwardFailure, failure: Failure, gateway_bot: bool) -> Self {
         Self {
             inner: None,
             refused: kind,
@@ -121,7 +121,7 @@ impl ForwardFuture {
     ) -> Self {
         Self {
             inner: Some(response),
-            refused: ForwardErrorType::InvalidUri,
+            refused: ForwardFailure::InvalidUri,
             reading: None,
             sleep: Some(sleep),
             failure,
@@ -234,9 +234,9 @@ impl Future for ForwardFuture {
                             .as_ref()
                             .is_some_and(|failed| failed.load(Ordering::Acquire))
                         {
-                            ForwardErrorType::ClientBody
+                            ForwardFailure::ClientBody
                         } else {
-                            ForwardErrorType::Unreachable
+                            ForwardFailure::Unreachable
                         };
                         return Poll::Ready(Ok(this.failure.answer(kind, Some(&source))));
                     }
@@ -248,13 +248,13 @@ impl Future for ForwardFuture {
         {
             return Poll::Ready(Ok(result.unwrap_or_else(|source| {
                 this.failure
-                    .answer(ForwardErrorType::Unreachable, Some(&source))
+                    .answer(ForwardFailure::Unreachable, Some(&source))
             })));
         }
         if let Some(sleep) = this.sleep.as_pin_mut()
             && sleep.poll(cx).is_ready()
         {
-            return Poll::Ready(Ok(this.failure.answer(ForwardErrorType::Timeout, None)));
+            return Poll::Ready(Ok(this.failure.answer(ForwardFailure::Timeout, None)));
         }
         Poll::Pending
     }

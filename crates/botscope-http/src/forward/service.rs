@@ -19,7 +19,7 @@ use opentelemetry::StringValue;
 use rustls::crypto::CryptoProvider;
 use tower::Service;
 
-use crate::failure::ForwardErrorType;
+use crate::failure::ForwardFailure;
 use crate::forward::body::{ClientBody, DEFAULT_BODY_TIMEOUT, ProxyBody};
 use crate::forward::future::{Failure, ForwardFuture};
 use crate::forward::upstream::{Upstream, strip_hop_by_hop};
@@ -34,8 +34,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Sends requests on to the upstream over a pooled hyper client (HTTP/1.1 and HTTP/2, rustls
 /// with webpki roots), streaming bodies both ways. When the upstream is unreachable or slower
-/// than the timeout, answers a response of its own marked with a [`ForwardErrorType`]; never
-/// an error. See the [module docs](self).
+/// than the timeout, answers a response of its own marked with a [`ForwardFailure`]; never
+/// an error. See the [module docs](crate::forward).
 pub struct Forward<B = Incoming> {
     /// Built at once when a crypto provider is at hand, else on the first request (see
     /// [`Forward::client`]).
@@ -200,10 +200,10 @@ where
         }
         let refused = |kind| ForwardFuture::refused(kind, failure.clone(), gateway_bot);
         let Some(uri) = self.upstream.uri(parts.uri.path_and_query()) else {
-            return refused(ForwardErrorType::InvalidUri);
+            return refused(ForwardFailure::InvalidUri);
         };
         let Some(client) = self.client() else {
-            return refused(ForwardErrorType::NoCryptoProvider);
+            return refused(ForwardFailure::NoCryptoProvider);
         };
         parts.uri = uri;
         parts.version = http::Version::HTTP_11;

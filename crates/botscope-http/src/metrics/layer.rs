@@ -69,9 +69,12 @@ impl DiscordMetricsLayerBuilder {
         let server = self
             .server
             .unwrap_or_else(|| (DISCORD_SERVER.0.into(), DISCORD_SERVER.1));
+        let routes = self.routes.unwrap_or_default();
+        // Every endpoint of the layer's own parser gets bound series: its cap, and `other`.
+        let endpoints = routes.endpoint_cap().saturating_add(1);
         DiscordMetricsLayer {
-            instruments: Arc::new(Instruments::new(&meter, naming, server)),
-            routes: self.routes.unwrap_or_default(),
+            instruments: Arc::new(Instruments::new(&meter, naming, server, endpoints)),
+            routes,
         }
     }
 }

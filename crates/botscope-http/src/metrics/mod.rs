@@ -41,11 +41,11 @@
 //! - the numeric status of the response head (`200`, `404`, `429`…);
 //! - `error`: the inner service returned an error, or the proxy could not reach the upstream
 //!   (a 502 [`Forward`](crate::Forward) answered itself, marked with a
-//!   [`ForwardErrorType`]);
+//!   [`ForwardFailure`]);
 //! - `timeout`: the upstream sent no response head in time (the proxy's 504, marked the same
 //!   way);
 //! - `client_error`: the client's request body was malformed or cut short (the proxy's 400,
-//!   marked [`ForwardErrorType::ClientBody`]): not the upstream's fault;
+//!   marked [`ForwardFailure::ClientBody`]): not the upstream's fault;
 //! - `cancelled`: the request was dropped before its response head, for example because the
 //!   caller gave up;
 //! - `panic`: the inner future panicked; the panic resumes unchanged.
@@ -98,8 +98,8 @@
 //! [`GaugeGuard`]: botscope_core::GaugeGuard
 //! [`Naming::Semconv`]: botscope_core::naming::Naming::Semconv
 //! [`Routes`]: crate::route::Routes
-//! [`ForwardErrorType`]: crate::ForwardErrorType
-//! [`ForwardErrorType::ClientBody`]: crate::ForwardErrorType::ClientBody
+//! [`ForwardFailure`]: crate::ForwardFailure
+//! [`ForwardFailure::ClientBody`]: crate::ForwardFailure::ClientBody
 
 pub(crate) mod future;
 pub(crate) mod layer;

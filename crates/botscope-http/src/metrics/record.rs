@@ -8,8 +8,8 @@ use http::StatusCode;
 use opentelemetry::StringValue;
 
 use crate::edge::{EdgeErrorKind, ErrorBody};
-use crate::failure::ForwardErrorType;
-use crate::instruments::{End, Instruments};
+use crate::failure::ForwardFailure;
+use crate::instruments::{End, EndpointSeries, Instruments};
 use crate::interaction;
 use crate::labels::{ENDPOINT, KIND, OUTCOME, SCOPE, kv};
 use crate::scope::RateLimitScope;
@@ -28,7 +28,7 @@ pub(crate) enum Answer {
         session: Option<SessionStartLimit>,
     },
     /// The proxy's own answer to a request it could not forward.
-    NotForwarded(ForwardErrorType),
+    NotForwarded(ForwardFailure),
     /// The inner service's error.
     Error,
 }
@@ -43,7 +43,7 @@ impl Answer {
             return Self::Error;
         };
         let extensions = response.extensions();
-        if let Some(kind) = extensions.get::<ForwardErrorType>() {
+        if let Some(kind) = extensions.get::<ForwardFailure>() {
             return Self::NotForwarded(*kind);
         }
         let status = response.status();
@@ -73,6 +73,8 @@ impl Answer {
 /// The [`Finish`] of one request: its series and how it ended.
 pub(crate) struct Record {
     pub(crate) instruments: Arc<Instruments>,
+    /// The bound series of the endpoint, if it has one.
+    pub(crate) series: Option<Arc<EndpointSeries>>,
     pub(crate) endpoint: StringValue,
     pub(crate) method: &'static str,
     pub(crate) interaction: Option<InteractionCall>,
@@ -145,7 +147,13 @@ impl Finish<Answer> for Record {
             Ending::Panicked => End::Panicked,
             Ending::Cancelled => End::Cancelled,
         };
-        instruments.record_request(self.endpoint, self.method, end, elapsed);
+        instruments.record_request(
+            self.series.as_deref(),
+            &self.endpoint,
+            self.method,
+            end,
+            elapsed,
+        );
         if let Some(call) = self.interaction {
             call.record(instruments, &ending);
         }

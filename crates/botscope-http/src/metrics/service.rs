@@ -13,7 +13,7 @@ use crate::metrics::future::ResponseFuture;
 use crate::metrics::record::{InteractionCall, Record};
 use crate::route::{RouteKind, Routes};
 
-/// The service of [`DiscordMetricsLayer`]: see the [module docs](crate::metrics).
+/// The service of [`DiscordMetricsLayer`](crate::DiscordMetricsLayer): see the [module docs](crate::metrics).
 #[derive(Clone)]
 pub struct DiscordMetrics<S> {
     inner: S,
@@ -78,6 +78,7 @@ where
         };
         let record = Record {
             instruments: Arc::clone(&self.instruments),
+            series: self.instruments.series(route.endpoint()),
             endpoint: route.endpoint().clone(),
             method: self.instruments.method(route.method(), request.method()),
             interaction,

@@ -26,12 +26,12 @@ use crate::metrics::layer::DiscordMetricsLayer;
 use crate::proxy::error::{ProxyError, ProxyErrorType};
 use crate::proxy::gate::Gate;
 use crate::proxy::serve::{Limits, serve};
-use crate::ratelimit::layer::RateLimitLayer;
+use crate::ratelimit::layer::DiscordRateLimitLayer;
 
 /// The service a [`DiscordProxyBuilder::layer`] wraps: the rest of the stack, boxed.
 ///
 /// Its responses are the upstream's, or [`Forward`]'s own 502/504 (marked with a
-/// [`ForwardErrorType`](crate::ForwardErrorType)); it returns no error of its own.
+/// [`ForwardFailure`](crate::ForwardFailure)); it returns no error of its own.
 pub type ProxyService = BoxCloneSyncService<Request<Incoming>, Response<ProxyBody>, BoxError>;
 
 type LayerFn = Arc<dyn Fn(ProxyService) -> ProxyService + Send + Sync>;
@@ -73,7 +73,7 @@ pub struct DiscordProxyBuilder {
     meter: Option<Meter>,
     naming: Option<Naming>,
     metrics: Option<DiscordMetricsLayer>,
-    limiter: Option<RateLimiter>,
+    ratelimiter: Option<RateLimiter>,
     sweep_interval: Option<Duration>,
     crypto_provider: Option<Arc<rustls::crypto::CryptoProvider>>,
     layers: Vec<LayerFn>,
@@ -107,7 +107,7 @@ impl Default for DiscordProxyBuilder {
             meter: None,
             naming: None,
             metrics: None,
-            limiter: None,
+            ratelimiter: None,
             sweep_interval: None,
             crypto_provider: None,
             layers: Vec::new(),
@@ -218,14 +218,14 @@ impl DiscordProxyBuilder {
         self
     }
 
-    /// Uses `limiter` instead of a new one with twilight's defaults.
-    pub fn ratelimiter(mut self, limiter: RateLimiter) -> Self {
-        self.limiter = Some(limiter);
+    /// Uses `ratelimiter` instead of a new one with twilight's defaults.
+    pub fn ratelimiter(mut self, ratelimiter: RateLimiter) -> Self {
+        self.ratelimiter = Some(ratelimiter);
         self
     }
 
     /// How often the ratelimiter's per-token queues (webhooks, interactions) are swept:
-    /// [`RateLimitLayerBuilder::sweep_interval`](crate::RateLimitLayerBuilder::sweep_interval).
+    /// [`DiscordRateLimitLayerBuilder::sweep_interval`](crate::DiscordRateLimitLayerBuilder::sweep_interval).
     pub fn ratelimit_sweep_interval(mut self, interval: Duration) -> Self {
         self.sweep_interval = Some(interval);
         self
@@ -306,12 +306,12 @@ impl DiscordProxyBuilder {
             max_connections: self.max_connections,
             header_read_timeout: self.header_read_timeout,
         };
-        let mut ratelimit = RateLimitLayer::builder().routes(routes.clone());
+        let mut ratelimit = DiscordRateLimitLayer::builder().routes(routes.clone());
         if let Some(meter) = &self.meter {
             ratelimit = ratelimit.meter(meter.clone());
         }
-        if let Some(limiter) = self.limiter {
-            ratelimit = ratelimit.limiter(limiter);
+        if let Some(ratelimiter) = self.ratelimiter {
+            ratelimit = ratelimit.ratelimiter(ratelimiter);
         }
         if let Some(interval) = self.sweep_interval {
             ratelimit = ratelimit.sweep_interval(interval);

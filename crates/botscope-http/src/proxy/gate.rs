@@ -17,7 +17,7 @@ use tower::Service;
 
 use crate::forward::body::ProxyBody;
 use crate::forward::upstream::own_response;
-use crate::route::Routes;
+use crate::route::{Routes, api_version};
 
 /// The outermost service: parses the route, refuses what must not be forwarded and answers
 /// errors itself.
@@ -128,8 +128,9 @@ where
                 "botscope proxy forwards only to its configured upstream",
             );
         }
-        let route = self.routes.route(&mut request);
-        if route.version().is_none() {
+        // Refused before the route is parsed: a request the proxy answers itself takes no
+        // slot of the endpoint cap.
+        if api_version(request.uri().path()).is_none() {
             return refusal(
                 StatusCode::NOT_FOUND,
                 "botscope proxy forwards only /api/v{N}/ paths",
@@ -141,6 +142,7 @@ where
                 "botscope proxy refuses paths with empty, . or .. segments",
             );
         }
+        let route = self.routes.route(&mut request);
         GateFuture::Forwarded {
             inner: tower::util::Oneshot::new(self.inner.clone(), request),
             endpoint: route.endpoint().clone(),
@@ -209,7 +211,11 @@ mod tests {
     #[test]
     fn api_paths() {
         let routes = Routes::default();
-        let forwarded = |path: &str| routes.parse(&http::Method::GET, path).version().is_some();
+        let forwarded = |path: &str| {
+            let parsed = routes.parse(&http::Method::GET, path).version().is_some();
+            assert_eq!(api_version(path).is_some(), parsed, "{path}");
+            parsed
+        };
         assert!(forwarded("/api/v10/users/@me"));
         assert!(!forwarded("/api/v10"));
         assert!(!forwarded("/api/users/@me"));

@@ -16,7 +16,7 @@
 //!
 //! The tower stack, outermost first: the gate (parses the route once, refuses what it must
 //! not forward, answers 502 for an error a layer of yours returns), your own
-//! [`layer`](DiscordProxyBuilder::layer)s, [`RateLimitLayer`], [`DiscordMetricsLayer`],
+//! [`layer`](DiscordProxyBuilder::layer)s, [`DiscordRateLimitLayer`], [`DiscordMetricsLayer`],
 //! [`Forward`]. The gate leaves the parsed [`Route`](crate::route::Route) in the request's
 //! extensions and the layers below reuse it: one parse and one `endpoint` cap decision per
 //! request, from the path as the gate received it.
@@ -31,7 +31,7 @@
 //! - The proxy never answers 401 or 429 for its own reasons (twilight-http would disable its
 //!   token or retry forever): upstream unreachable → 502, upstream timeout → 504, counted as
 //!   `status_code="error"` and `"timeout"`. [`Forward`] answers those itself, marked with a
-//!   [`ForwardErrorType`](crate::ForwardErrorType) in the response extensions, so they pass
+//!   [`ForwardFailure`](crate::ForwardFailure) in the response extensions, so they pass
 //!   through your layers as responses and are counted right whatever your layers do to
 //!   errors. An error one of your layers returns is answered 502.
 //! - A request body the client spoils (bad chunked framing, a hang-up mid-upload) is the
@@ -52,9 +52,9 @@
 //!   the route template only. twilight's ratelimiter logs the paths it queues (`debug`,
 //!   `info` when a bucket runs out), with every segment that is neither a numeric id nor a
 //!   Discord path word replaced by a keyed hash, so no token reaches those either
-//!   (see [`RateLimitLayer`]).
+//!   (see [`DiscordRateLimitLayer`]).
 //!
-//! [`RateLimitLayer`]: crate::RateLimitLayer
+//! [`DiscordRateLimitLayer`]: crate::DiscordRateLimitLayer
 //! [`DiscordMetricsLayer`]: crate::DiscordMetricsLayer
 //! [`Forward`]: crate::Forward
 

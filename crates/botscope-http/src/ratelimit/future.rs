@@ -16,7 +16,7 @@ use tokio::time::Sleep;
 use tower::Service;
 use twilight_http_ratelimiting::PermitFuture;
 
-use crate::failure::ForwardErrorType;
+use crate::failure::ForwardFailure;
 use crate::ratelimit::queues::{Ticket, Turn};
 use crate::ratelimit::state::{Grant, Queue, Shared, complete};
 use crate::route::RouteKind;
@@ -82,7 +82,7 @@ impl<S, B> Waiting<S, B> {
     fn acquire<F>(&mut self) -> Stage<F> {
         match &self.queue {
             Queue::Twilight(endpoint) => Stage::Acquire {
-                permit: self.shared.limiter().acquire(endpoint.clone()),
+                permit: self.shared.ratelimiter().acquire(endpoint.clone()),
             },
             Queue::Token(key) => {
                 let (ticket, turn) = self.shared.tokens.join(*key);
@@ -111,7 +111,7 @@ pin_project! {
 }
 
 pin_project! {
-    /// The future of [`RateLimit`](crate::RateLimit): waits for a permit, calls the inner service, completes the
+    /// The future of [`DiscordRateLimit`](crate::DiscordRateLimit): waits for a permit, calls the inner service, completes the
     /// permit from the response head.
     ///
     /// # Cancel safety
@@ -192,7 +192,7 @@ where
                     let permit = ready!(Pin::new(permit).poll(cx));
                     let waiting = this.waiting.as_mut().expect("waiting until called");
                     waiting.grant = Some(Grant::Twilight(permit));
-                    waiting.call()
+                    waiting.held_or_call()
                 }
                 StageProj::Turn { turn } => {
                     let result = ready!(turn.as_mut().poll(cx));
@@ -221,7 +221,7 @@ where
                             // The proxy's own answer to a failed forward, or a failed
                             // request: it tells the limiter nothing, so cancel the permit.
                             Ok(response)
-                                if response.extensions().get::<ForwardErrorType>().is_some() =>
+                                if response.extensions().get::<ForwardFailure>().is_some() =>
                             {
                                 drop(grant);
                             }
@@ -247,12 +247,15 @@ impl<S, B> Waiting<S, B>
 where
     S: Service<http::Request<B>>,
 {
-    /// With its turn in a token's queue, the request waits out the queue's hold, if any,
-    /// before it goes.
+    /// With its right to go, the request waits out what holds it, if anything, before it
+    /// goes: its token queue's hold, and a global or Cloudflare 429 answered while it waited
+    /// for its permit (it passed the holds before one was in place).
     fn held_or_call(&mut self) -> Stage<S::Future> {
-        if let Queue::Token(key) = self.queue
-            && let Some(until) = self.shared.tokens.held_until(key)
-        {
+        let queue = match self.queue {
+            Queue::Token(key) => self.shared.tokens.held_until(key),
+            Queue::Twilight(_) => None,
+        };
+        if let Some(until) = queue.max(self.shared.holds.blocked_until(self.kind)) {
             return Stage::Held {
                 sleep: Box::pin(tokio::time::sleep_until(until)),
             };

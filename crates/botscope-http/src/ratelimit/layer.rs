@@ -1,4 +1,4 @@
-//! [`RateLimitLayer`] and its builder.
+//! [`DiscordRateLimitLayer`] and its builder.
 
 use std::fmt;
 use std::sync::{Arc, OnceLock};
@@ -11,40 +11,40 @@ use twilight_http_ratelimiting::RateLimiter;
 use crate::instruments::RatelimitWait;
 use crate::ratelimit::holds::Holds;
 use crate::ratelimit::queues::{DEFAULT_SWEEP_INTERVAL, TokenQueues};
-use crate::ratelimit::service::RateLimit;
+use crate::ratelimit::service::DiscordRateLimit;
 use crate::ratelimit::state::Shared;
 use crate::route::Routes;
 
 /// twilight-http's default global limit: 50 requests per second.
 pub const DEFAULT_GLOBAL_LIMIT: u16 = 50;
 
-/// Builds a [`RateLimitLayer`].
+/// Builds a [`DiscordRateLimitLayer`].
 #[derive(Debug, Default)]
 #[must_use = "a builder does nothing until built"]
-pub struct RateLimitLayerBuilder {
+pub struct DiscordRateLimitLayerBuilder {
     meter: Option<Meter>,
-    limiter: Option<RateLimiter>,
+    ratelimiter: Option<RateLimiter>,
     global_limit: Option<u16>,
     routes: Option<Routes>,
     sweep_interval: Option<Duration>,
 }
 
-impl RateLimitLayerBuilder {
+impl DiscordRateLimitLayerBuilder {
     /// Records into `meter` instead of the global provider's `botscope-http` meter.
     pub fn meter(mut self, meter: Meter) -> Self {
         self.meter = Some(meter);
         self
     }
 
-    /// Uses `limiter` (for example one shared with other clients).
+    /// Uses `ratelimiter` (for example one shared with other clients).
     ///
     /// Webhook and interaction routes do not wait in it but in the layer's own per-token
     /// queues ([Memory](crate::ratelimit#memory)): clone the layer to share those too.
     ///
     /// The limiter is a task of the runtime it was created in: once that runtime shuts down,
     /// twilight's limiter panics on every request, so it must outlive the layer's use.
-    pub fn limiter(mut self, limiter: RateLimiter) -> Self {
-        self.limiter = Some(limiter);
+    pub fn ratelimiter(mut self, ratelimiter: RateLimiter) -> Self {
+        self.ratelimiter = Some(ratelimiter);
         self
     }
 
@@ -81,20 +81,20 @@ impl RateLimitLayerBuilder {
     ///
     /// The limiter runs as a Tokio task: without a limiter given, and outside a runtime, it
     /// starts on the runtime of the first request instead of now.
-    pub fn build(self) -> RateLimitLayer {
+    pub fn build(self) -> DiscordRateLimitLayer {
         let meter =
             botscope_core::meter::meter_or_global(self.meter, crate::SCOPE_NAME, crate::VERSION);
         let global_limit = self.global_limit.unwrap_or(DEFAULT_GLOBAL_LIMIT).max(1);
-        let limiter = match self.limiter {
-            Some(limiter) => OnceLock::from(limiter),
+        let ratelimiter = match self.ratelimiter {
+            Some(ratelimiter) => OnceLock::from(ratelimiter),
             None if tokio::runtime::Handle::try_current().is_ok() => {
                 OnceLock::from(RateLimiter::new(global_limit))
             }
             None => OnceLock::new(),
         };
-        RateLimitLayer {
+        DiscordRateLimitLayer {
             shared: Arc::new(Shared {
-                limiter,
+                ratelimiter,
                 global_limit,
                 wait: RatelimitWait::new(&meter),
                 routes: self.routes.unwrap_or_default(),
@@ -109,11 +109,11 @@ impl RateLimitLayerBuilder {
 
 /// Waits for a ratelimit permit per request: see the [module docs](crate::ratelimit).
 #[derive(Clone)]
-pub struct RateLimitLayer {
+pub struct DiscordRateLimitLayer {
     pub(crate) shared: Arc<Shared>,
 }
 
-impl RateLimitLayer {
+impl DiscordRateLimitLayer {
     /// A layer with its own [`RateLimiter`] (50 requests per second globally), recording into
     /// the global provider's `botscope-http` meter. Outside a Tokio runtime, the limiter
     /// starts with the first request.
@@ -122,8 +122,8 @@ impl RateLimitLayer {
     }
 
     /// A builder, to pass a meter or a limiter.
-    pub fn builder() -> RateLimitLayerBuilder {
-        RateLimitLayerBuilder::default()
+    pub fn builder() -> DiscordRateLimitLayerBuilder {
+        DiscordRateLimitLayerBuilder::default()
     }
 
     /// The limiter, to share it.
@@ -132,34 +132,35 @@ impl RateLimitLayer {
     ///
     /// Outside a Tokio runtime, if the layer was built outside one without a limiter and no
     /// request has started it yet: the limiter runs as a task.
-    pub fn limiter(&self) -> &RateLimiter {
-        self.shared.limiter()
+    pub fn ratelimiter(&self) -> &RateLimiter {
+        self.shared.ratelimiter()
     }
 }
 
-impl Default for RateLimitLayer {
+impl Default for DiscordRateLimitLayer {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl fmt::Debug for RateLimitLayer {
+impl fmt::Debug for DiscordRateLimitLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RateLimitLayer").finish_non_exhaustive()
+        f.debug_struct("DiscordRateLimitLayer")
+            .finish_non_exhaustive()
     }
 }
 
-impl<S> Layer<S> for RateLimitLayer {
-    type Service = RateLimit<S>;
+impl<S> Layer<S> for DiscordRateLimitLayer {
+    type Service = DiscordRateLimit<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RateLimit::from_parts(inner, Arc::clone(&self.shared))
+        DiscordRateLimit::from_parts(inner, Arc::clone(&self.shared))
     }
 }
 
-impl<S> RateLimit<S> {
+impl<S> DiscordRateLimit<S> {
     /// The layer.
-    pub fn layer() -> RateLimitLayer {
-        RateLimitLayer::new()
+    pub fn layer() -> DiscordRateLimitLayer {
+        DiscordRateLimitLayer::new()
     }
 }

@@ -1,4 +1,4 @@
-//! [`RateLimitLayer`]: twilight-http-ratelimiting's [`RateLimiter`] as a tower layer.
+//! [`DiscordRateLimitLayer`]: twilight-http-ratelimiting's [`RateLimiter`] as a tower layer.
 //!
 //! Each request waits for a permit of its endpoint's bucket, and the permit is completed from
 //! the response headers exactly as twilight-http completes it (`x-ratelimit-scope` `user`,
@@ -40,7 +40,7 @@
 //! - a queue is kept only while a request holds or awaits its turn, or while it is held: the
 //!   last request out drops an unheld queue at once, and a sweep drops held ones whose reset
 //!   has passed — every [`DEFAULT_SWEEP_INTERVAL`] (see
-//!   [`sweep_interval`](RateLimitLayerBuilder::sweep_interval)) and whenever their number
+//!   [`sweep_interval`](DiscordRateLimitLayerBuilder::sweep_interval)) and whenever their number
 //!   doubles, on the next such request. No hold outlives [`MAX_RETRY_AFTER`].
 //!
 //! The trade-off: a webhook's routes share one queue here, where twilight splits them by the
@@ -59,20 +59,20 @@
 //! `x-ratelimit-reset-after`), and no 429 waits less than [`MIN_BACKOFF`].
 //!
 //! A response [`Forward`](crate::Forward) answered itself (marked with a
-//! [`ForwardErrorType`]) and an error tell the limiter nothing about the bucket: the permit is
+//! [`ForwardFailure`]) and an error tell the limiter nothing about the bucket: the permit is
 //! cancelled, as for a request dropped before its answer.
 //!
 //! ```
 //! use std::convert::Infallible;
 //!
-//! use botscope_http::RateLimitLayer;
+//! use botscope_http::DiscordRateLimitLayer;
 //! use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
 //! // the limiter runs as a task on the runtime it is built in (or of the first request)
 //! let mut service = ServiceBuilder::new()
-//!     .layer(RateLimitLayer::new())
+//!     .layer(DiscordRateLimitLayer::new())
 //!     .service(service_fn(|_req: http::Request<()>| async {
 //!         Ok::<_, Infallible>(http::Response::new(()))
 //!     }));
@@ -86,7 +86,7 @@
 //! [`RouteKind`]: crate::route::RouteKind
 //! [`RouteKind::is_exempt_from_global`]: crate::route::RouteKind::is_exempt_from_global
 //! [`Routes`]: crate::route::Routes
-//! [`ForwardErrorType`]: crate::ForwardErrorType
+//! [`ForwardFailure`]: crate::ForwardFailure
 
 pub(crate) mod future;
 pub(crate) mod headers;
@@ -100,7 +100,9 @@ mod tests;
 
 pub use crate::ratelimit::future::ResponseFuture;
 pub use crate::ratelimit::headers::{DEFAULT_BACKOFF, MAX_RETRY_AFTER, MIN_BACKOFF};
-pub use crate::ratelimit::layer::{DEFAULT_GLOBAL_LIMIT, RateLimitLayer, RateLimitLayerBuilder};
+pub use crate::ratelimit::layer::{
+    DEFAULT_GLOBAL_LIMIT, DiscordRateLimitLayer, DiscordRateLimitLayerBuilder,
+};
 pub use crate::ratelimit::queues::DEFAULT_SWEEP_INTERVAL;
-pub use crate::ratelimit::service::RateLimit;
+pub use crate::ratelimit::service::DiscordRateLimit;
 pub use crate::scope::RateLimitScope;

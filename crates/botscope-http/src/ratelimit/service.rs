@@ -1,4 +1,4 @@
-//! [`RateLimit`]: the service of the ratelimit layer, which sets a request on its way to a
+//! [`DiscordRateLimit`]: the service of the ratelimit layer, which sets a request on its way to a
 //! permit.
 
 use std::fmt;
@@ -10,14 +10,14 @@ use tower::Service;
 use crate::ratelimit::future::{ResponseFuture, Waiting};
 use crate::ratelimit::state::{Queue, Shared};
 
-/// The service of [`RateLimitLayer`]: see the [module docs](crate::ratelimit).
+/// The service of [`DiscordRateLimitLayer`](crate::DiscordRateLimitLayer): see the [module docs](crate::ratelimit).
 #[derive(Clone)]
-pub struct RateLimit<S> {
+pub struct DiscordRateLimit<S> {
     inner: S,
     shared: Arc<Shared>,
 }
 
-impl<S> RateLimit<S> {
+impl<S> DiscordRateLimit<S> {
     pub(crate) fn from_parts(inner: S, shared: Arc<Shared>) -> Self {
         Self { inner, shared }
     }
@@ -38,15 +38,15 @@ impl<S> RateLimit<S> {
     }
 }
 
-impl<S: fmt::Debug> fmt::Debug for RateLimit<S> {
+impl<S: fmt::Debug> fmt::Debug for DiscordRateLimit<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RateLimit")
+        f.debug_struct("DiscordRateLimit")
             .field("inner", &self.inner)
             .finish_non_exhaustive()
     }
 }
 
-impl<S, B, ResBody> Service<http::Request<B>> for RateLimit<S>
+impl<S, B, ResBody> Service<http::Request<B>> for DiscordRateLimit<S>
 where
     S: Service<http::Request<B>, Response = http::Response<ResBody>> + Clone,
 {

@@ -16,7 +16,7 @@ use crate::scope::RateLimitScope;
 /// The state of one layer, shared by its clones and services.
 pub(crate) struct Shared {
     /// Empty until the first request when built outside a runtime.
-    pub(crate) limiter: OnceLock<RateLimiter>,
+    pub(crate) ratelimiter: OnceLock<RateLimiter>,
     /// The global limit of a limiter started late.
     pub(crate) global_limit: u16,
     pub(crate) wait: RatelimitWait,
@@ -33,8 +33,8 @@ impl Shared {
     /// # Panics
     ///
     /// Outside a Tokio runtime, if no limiter was given and no request started it yet.
-    pub(crate) fn limiter(&self) -> &RateLimiter {
-        self.limiter
+    pub(crate) fn ratelimiter(&self) -> &RateLimiter {
+        self.ratelimiter
             .get_or_init(|| RateLimiter::new(self.global_limit))
     }
 }
@@ -81,9 +81,9 @@ pub(crate) fn complete(
         );
     }
     match grant {
-        // The limiter's actor lives as long as `shared.limiter` and its runtime: completing
+        // The limiter's actor lives as long as `shared.ratelimiter` and its runtime: completing
         // panics only with a limiter whose runtime shut down (see
-        // `RateLimitLayerBuilder::limiter`).
+        // `DiscordRateLimitLayerBuilder::ratelimiter`).
         Grant::Twilight(permit) => permit.complete(learned.map(Learned::into_twilight)),
         Grant::Token(turn) => turn.complete(learned.as_ref().and_then(Learned::held_until)),
     }

@@ -9,7 +9,7 @@ use http::StatusCode;
 use tokio::time::Instant;
 use tower::{Layer, Service, ServiceExt, service_fn};
 
-use crate::ratelimit::layer::RateLimitLayer;
+use crate::ratelimit::layer::DiscordRateLimitLayer;
 use crate::ratelimit::queues::MIN_SWEEP_LEN;
 
 /// A layer over a service answering every request 204 with `remaining` and a 1 s reset,
@@ -18,7 +18,7 @@ fn layer_over(
     remaining: &'static str,
     sent: Arc<AtomicUsize>,
 ) -> (
-    RateLimitLayer,
+    DiscordRateLimitLayer,
     impl Service<
         http::Request<()>,
         Response = http::Response<()>,
@@ -26,7 +26,7 @@ fn layer_over(
         Future = impl Send,
     > + Clone,
 ) {
-    let layer = RateLimitLayer::builder()
+    let layer = DiscordRateLimitLayer::builder()
         .sweep_interval(Duration::from_secs(5))
         .build();
     let service = service_fn(move |_request: http::Request<()>| {
@@ -128,4 +128,46 @@ async fn a_request_dropped_while_awaiting_its_turn_leaves_no_queue() {
     release.send(()).unwrap();
     first.await.unwrap().unwrap();
     assert_eq!(layer.shared.tokens.len(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_awaiting_its_permit_waits_out_a_global_429_answered_meanwhile() {
+    let layer = DiscordRateLimitLayer::builder().build();
+    let sent = Arc::new(Mutex::new(Vec::<Instant>::new()));
+    let log = Arc::clone(&sent);
+    let service = layer.layer(service_fn(move |_request: http::Request<()>| {
+        let first = {
+            let mut log = log.lock().unwrap();
+            log.push(Instant::now());
+            log.len() == 1
+        };
+        async move {
+            let mut response = http::Response::new(());
+            if first {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+                *response.headers_mut() = botscope_testkit::headers(&[
+                    ("x-ratelimit-global", "true"),
+                    ("x-ratelimit-scope", "global"),
+                    ("retry-after", "5"),
+                ]);
+            }
+            Ok::<_, Infallible>(response)
+        }
+    }));
+    let me = || http::Request::get("/api/v10/users/@me").body(()).unwrap();
+    let start = Instant::now();
+    let first = tokio::spawn(service.clone().oneshot(me()));
+    // The first is in flight; the second waits behind it for the same queue's permit.
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let second = tokio::spawn(service.clone().oneshot(me()));
+    first.await.unwrap().unwrap();
+    second.await.unwrap().unwrap();
+    let sent = sent.lock().unwrap();
+    assert_eq!(sent.len(), 2);
+    let waited = sent[1].duration_since(start);
+    assert!(
+        waited >= Duration::from_secs(5),
+        "the queued request went out {waited:?} after the start, inside the global hold"
+    );
 }
