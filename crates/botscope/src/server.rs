@@ -32,13 +32,13 @@
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use botscope_exporter::{CollectionFailed, Exporter};
 use bytes::Bytes;
 use http::header::{ALLOW, AUTHORIZATION, CONTENT_TYPE, HeaderName, VARY, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
@@ -48,7 +48,6 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use prometheus::{Registry, TextEncoder};
 use subtle::ConstantTimeEq;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{Notify, oneshot, watch};
@@ -84,52 +83,8 @@ pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 const SCRAPE_TIMEOUT_HEADER: HeaderName =
     HeaderName::from_static("x-prometheus-scrape-timeout-seconds");
 
-/// Renders a registry to the text format, remembering a collection that panicked.
-#[derive(Clone, Debug)]
-pub(crate) struct Exposition {
-    registry: Registry,
-    broken: Arc<AtomicBool>,
-}
-
-/// Collection panicked, now or earlier: the exposition can no longer be trusted.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct CollectionFailed;
-
-impl Exposition {
-    pub(crate) fn new(registry: Registry) -> Self {
-        Self {
-            registry,
-            broken: Arc::new(AtomicBool::new(false)),
-        }
-    }
-
-    /// The text exposition, or [`CollectionFailed`] if a metric callback panicked (now or in
-    /// an earlier collection). The panic never reaches the caller.
-    pub(crate) fn render(&self) -> Result<String, CollectionFailed> {
-        if self.broken.load(Ordering::Acquire) {
-            return Err(CollectionFailed);
-        }
-        let gathered = std::panic::catch_unwind(AssertUnwindSafe(|| self.registry.gather()));
-        match gathered {
-            // Encoding into a String only fails on a malformed family, which gather() never
-            // returns.
-            Ok(families) => Ok(TextEncoder::new()
-                .encode_to_string(&families)
-                .unwrap_or_default()),
-            Err(_) => {
-                if !self.broken.swap(true, Ordering::AcqRel) {
-                    tracing::error!(
-                        "a metric callback panicked during collection; /metrics answers 500 until the process restarts"
-                    );
-                }
-                Err(CollectionFailed)
-            }
-        }
-    }
-}
-
 pub(crate) struct State {
-    pub(crate) exposition: Exposition,
+    pub(crate) exporter: Exporter,
     pub(crate) bearer: Option<Box<str>>,
 }
 
@@ -138,15 +93,15 @@ type Collected = Result<Bytes, CollectionFailed>;
 /// Single-flight collection: at most one render on the blocking pool, shared by every scrape
 /// that asks while it runs.
 struct Collector {
-    exposition: Exposition,
+    exporter: Exporter,
     /// The latest collection; it holds `None` while it runs.
     latest: Mutex<Option<watch::Receiver<Option<Collected>>>>,
 }
 
 impl Collector {
-    fn new(exposition: Exposition) -> Self {
+    fn new(exporter: Exporter) -> Self {
         Self {
-            exposition,
+            exporter,
             latest: Mutex::new(None),
         }
     }
@@ -170,9 +125,9 @@ impl Collector {
             return running.clone();
         }
         let (outcome, running) = watch::channel(None);
-        let exposition = self.exposition.clone();
+        let exporter = self.exporter.clone();
         tokio::task::spawn_blocking(move || {
-            outcome.send_replace(Some(exposition.render().map(Bytes::from)));
+            outcome.send_replace(Some(exporter.render().map(Bytes::from)));
         });
         *latest = Some(running.clone());
         running
@@ -192,7 +147,7 @@ fn service(
 > + Clone
 + Send
 + 'static {
-    let collector = Arc::new(Collector::new(state.exposition));
+    let collector = Arc::new(Collector::new(state.exporter));
     let token: Option<Arc<[u8]>> = state.bearer.map(|token| token.as_bytes().into());
     let metrics = ServiceBuilder::new()
         // Before the limit, so a request without the token takes no place.
