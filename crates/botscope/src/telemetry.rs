@@ -2,14 +2,15 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use botscope_core::naming::Naming;
 use botscope_exporter::{Exporter, ExporterError, ExporterErrorType};
+use botscope_server::CancellationToken;
 use opentelemetry::metrics::{Meter, MeterProvider};
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use prometheus::Registry;
 use tokio::runtime::Handle;
-use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::error::{BuildError, BuildErrorType};
@@ -64,6 +65,7 @@ pub struct TelemetryBuilder {
     system_metrics: bool,
     set_global: bool,
     naming: Naming,
+    write_timeout: Duration,
 }
 
 impl fmt::Debug for TelemetryBuilder {
@@ -81,6 +83,7 @@ impl fmt::Debug for TelemetryBuilder {
             .field("system_metrics", &self.system_metrics)
             .field("set_global", &self.set_global)
             .field("naming", &self.naming)
+            .field("write_timeout", &self.write_timeout)
             .finish()
     }
 }
@@ -96,6 +99,7 @@ impl Default for TelemetryBuilder {
             system_metrics: true,
             set_global: true,
             naming: Naming::Botscope,
+            write_timeout: server::DEFAULT_WRITE_TIMEOUT,
         }
     }
 }
@@ -167,6 +171,15 @@ impl TelemetryBuilder {
         self
     }
 
+    /// How long a write to a scraper may make no progress before its connection is closed
+    /// (default 60 s): a client that stops reading its scrape cannot hold the connection, nor
+    /// the exposition's memory, for longer. A scrape that keeps reading, however slowly, is
+    /// never cut. `Duration::MAX` means no timeout.
+    pub fn write_timeout(mut self, timeout: Duration) -> Self {
+        self.write_timeout = timeout;
+        self
+    }
+
     /// Builds the exporter and provider, registers the system metrics, binds and starts the
     /// `/metrics` server, and installs the provider globally.
     ///
@@ -222,15 +235,20 @@ impl TelemetryBuilder {
 
         let server = listener.map(|(listener, runtime)| {
             let local_addr = listener.local_addr().unwrap_or(listen);
-            let (tx, rx) = oneshot::channel();
+            let shutdown = CancellationToken::new();
             let state = State {
                 exporter: exporter.clone(),
                 bearer: self.bearer_token.map(String::into_boxed_str),
             };
-            let task = runtime.spawn(server::serve(listener, state, rx));
+            let task = runtime.spawn(server::serve(
+                listener,
+                state,
+                self.write_timeout,
+                shutdown.clone(),
+            ));
             Server {
                 local_addr,
-                shutdown: tx,
+                shutdown,
                 task,
             }
         });
@@ -312,7 +330,7 @@ fn invalid_listen_address(address: String) -> BuildError {
 
 struct Server {
     local_addr: SocketAddr,
-    shutdown: oneshot::Sender<()>,
+    shutdown: CancellationToken,
     task: JoinHandle<()>,
 }
 
@@ -394,7 +412,7 @@ impl Telemetry {
     /// draining connections.
     pub async fn shutdown(self) {
         if let Some(server) = self.server {
-            let _ = server.shutdown.send(());
+            server.shutdown.cancel();
             let _ = server.task.await;
         }
         let _ = self.exporter.meter_provider().shutdown();
