@@ -2,6 +2,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod error;
+pub mod runtime;
 mod server;
 pub mod system;
 mod telemetry;

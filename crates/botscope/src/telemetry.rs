@@ -63,6 +63,7 @@ pub struct TelemetryBuilder {
     service_name: Option<String>,
     serve: bool,
     system_metrics: bool,
+    runtime_lag: Option<Duration>,
     set_global: bool,
     naming: Naming,
     write_timeout: Duration,
@@ -81,6 +82,7 @@ impl fmt::Debug for TelemetryBuilder {
             .field("service_name", &self.service_name)
             .field("serve", &self.serve)
             .field("system_metrics", &self.system_metrics)
+            .field("runtime_lag", &self.runtime_lag)
             .field("set_global", &self.set_global)
             .field("naming", &self.naming)
             .field("write_timeout", &self.write_timeout)
@@ -97,6 +99,7 @@ impl Default for TelemetryBuilder {
             service_name: None,
             serve: true,
             system_metrics: true,
+            runtime_lag: Some(crate::runtime::DEFAULT_LAG_PERIOD),
             set_global: true,
             naming: Naming::Botscope,
             write_timeout: server::DEFAULT_WRITE_TIMEOUT,
@@ -149,6 +152,15 @@ impl TelemetryBuilder {
         self
     }
 
+    /// How often the runtime-lag probe wakes up to measure `N_runtime_lag_seconds` (default
+    /// 100 ms), or `None` for no probe. It runs with the system metrics, on the runtime
+    /// `install` is called in, and stops when the [`Telemetry`] is dropped or shut down.
+    /// A period of zero is refused by [`install`](Self::install).
+    pub fn runtime_lag(mut self, period: Option<Duration>) -> Self {
+        self.runtime_lag = period;
+        self
+    }
+
     /// Whether to make the provider the global OpenTelemetry meter provider (default
     /// `true`), which is where instrumentation crates look when given no meter.
     pub fn set_global(mut self, global: bool) -> Self {
@@ -194,6 +206,9 @@ impl TelemetryBuilder {
         if let Some(token) = &self.bearer_token {
             validate_bearer_token(token)?;
         }
+        if self.runtime_lag.is_some_and(|period| period.is_zero()) {
+            return Err(BuildError::new(BuildErrorType::InvalidRuntimeLagPeriod));
+        }
         // Serving and the runtime gauges need a Tokio runtime; the exporter alone does not
         // (botscope-testkit's `TestMetrics` builds one outside any runtime).
         let runtime = (self.serve || self.system_metrics)
@@ -219,8 +234,14 @@ impl TelemetryBuilder {
         let exporter = exporter.build().map_err(exporter_error)?;
         let (registry, provider) = (exporter.registry(), exporter.meter_provider());
 
+        let mut lag_probe = None;
         if let Some(runtime) = runtime.filter(|_| self.system_metrics) {
-            crate::system::register(&provider.meter_with_scope(scope()), runtime);
+            let meter = provider.meter_with_scope(scope());
+            lag_probe = self
+                .runtime_lag
+                .map(|period| crate::runtime::spawn_lag_probe(&meter, &runtime, period));
+            crate::runtime::register_busy_ratio(&meter, runtime.clone());
+            crate::system::register(&meter, runtime);
             #[cfg(target_os = "linux")]
             registry
                 .register(Box::new(
@@ -258,6 +279,7 @@ impl TelemetryBuilder {
             naming: self.naming,
             exporter,
             server,
+            _lag_probe: lag_probe,
         })
     }
 }
@@ -344,6 +366,8 @@ pub struct Telemetry {
     naming: Naming,
     exporter: Exporter,
     server: Option<Server>,
+    /// Stops the runtime-lag probe when the telemetry goes.
+    _lag_probe: Option<crate::runtime::LagProbe>,
 }
 
 impl fmt::Debug for Telemetry {
