@@ -372,8 +372,6 @@ mod tests {
     use std::sync::{Arc, Mutex};
     use std::task::Waker;
 
-    use opentelemetry::KeyValue;
-
     use super::*;
 
     /// Remembers every finish it sees.
@@ -482,42 +480,6 @@ mod tests {
         );
     }
 
-    #[test]
-    fn the_gauge_is_held_until_the_end_on_every_path() {
-        let metrics = botscope_testkit::TestMetrics::new("t");
-        let active = metrics
-            .meter()
-            .i64_up_down_counter("active")
-            .build()
-            .bind(&[KeyValue::new("k", "v")]);
-        let current = || metrics.scrape().value("t_active", &[("k", "v")]);
-        let guard = || GaugeGuard::new(&active);
-
-        let mut cancelled =
-            Box::pin(Timed::new(std::future::pending::<()>(), Log::default()).with_gauge(guard()));
-        let _ = poll_once(cancelled.as_mut());
-        assert_eq!(current(), Some(1.0));
-        drop(cancelled);
-        assert_eq!(current(), Some(0.0));
-
-        let mut panicking = Box::pin(
-            Timed::new(
-                async {
-                    if true {
-                        panic!("boom")
-                    }
-                },
-                Log::default(),
-            )
-            .with_gauge(guard()),
-        );
-        assert_eq!(current(), Some(1.0));
-        let _ = catch_unwind(AssertUnwindSafe(|| poll_once(panicking.as_mut())));
-        assert_eq!(current(), Some(0.0));
-
-        let mut done =
-            Box::pin(Timed::new(std::future::ready(()), Log::default()).with_gauge(guard()));
-        let _ = poll_once(done.as_mut());
-        assert_eq!(current(), Some(0.0));
-    }
+    // A gauge held through `with_gauge` on every path, as a scrape shows it, is tested in the
+    // workspace's tests/ crate (`gauge_guards.rs`): botscope-testkit builds on this crate.
 }

@@ -1,8 +1,9 @@
 //! A real Prometheus exposition for tests, and a parser to read samples back out of it.
 //!
-//! [`TestMetrics`] is a [`botscope::Telemetry`] that serves nothing (no `/metrics` server, no
-//! system metrics, not global): the same exporter wiring, so a test asserts on exactly the text
-//! a user's Prometheus would scrape (namespace applied, scope labels off, `target_info`).
+//! [`TestMetrics`] is the exporter `botscope::Telemetry` serves ([`botscope_exporter::Exporter`])
+//! without the server, the system metrics or the global provider: the same wiring, so a test
+//! asserts on exactly the text a user's Prometheus would scrape (namespace applied, scope labels
+//! off, `target_info`).
 //!
 //! ```
 //! use botscope_testkit::TestMetrics;
@@ -17,17 +18,16 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use botscope::Telemetry;
-use opentelemetry::metrics::Meter;
+use botscope_exporter::Exporter;
+use opentelemetry::metrics::{Meter, MeterProvider as _};
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 
 /// A meter provider exporting to its own Prometheus registry, rendered on demand. Clones share
 /// it.
 #[derive(Debug, Clone)]
 pub struct TestMetrics {
-    telemetry: Arc<Telemetry>,
+    exporter: Exporter,
 }
 
 impl TestMetrics {
@@ -38,31 +38,26 @@ impl TestMetrics {
     ///
     /// If `namespace` is not a valid namespace (`[a-zA-Z_][a-zA-Z0-9_]*`).
     pub fn new(namespace: &str) -> Self {
-        let telemetry = Telemetry::builder()
-            .namespace(namespace)
-            .serve(false)
-            .system_metrics(false)
-            .set_global(false)
-            .install()
+        let exporter = Exporter::builder(namespace)
+            .build()
             .unwrap_or_else(|e| panic!("TestMetrics::new({namespace:?}): {e}"));
-        Self {
-            telemetry: Arc::new(telemetry),
-        }
+        Self { exporter }
     }
 
     /// The provider itself, for code that takes a `MeterProvider`.
     pub fn provider(&self) -> &SdkMeterProvider {
-        self.telemetry.meter_provider()
+        self.exporter.meter_provider()
     }
 
     /// A meter of the provider, to hand to a builder's `meter(..)`.
     pub fn meter(&self) -> Meter {
-        self.telemetry.meter("botscope-test")
+        self.exporter.meter_provider().meter("botscope-test")
     }
 
-    /// The exposition text a scrape would return right now ([`Telemetry::render`]).
+    /// The exposition text a scrape would return right now (what `botscope::Telemetry::render`
+    /// returns): empty once a metric callback has panicked.
     pub fn render(&self) -> String {
-        self.telemetry.render()
+        self.exporter.render().unwrap_or_default()
     }
 
     /// [`render`](Self::render), parsed.

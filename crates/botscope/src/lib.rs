@@ -17,6 +17,9 @@ pub use telemetry::{
 pub use botscope_core as core;
 /// Which names the REST and database families carry: see [`TelemetryBuilder::naming`].
 pub use botscope_core::naming::Naming;
+/// The Prometheus exporter wiring behind [`Telemetry`]: registry, meter provider, exposition
+/// text.
+pub use botscope_exporter as exporter;
 
 /// Discord REST metrics: tower layers, route templates and the loopback proxy.
 #[cfg(feature = "http")]

@@ -18,40 +18,38 @@
 //! scrape timed out. A stuck callback holds one blocking thread, never one per scrape, and never
 //! runs on the bot's runtime.
 //!
-//! The accept loop never stops. A client has [`HEADER_READ_TIMEOUT`] to send its request
-//! headers (from connect, and again between keep-alive requests); past [`MAX_CONNECTIONS`] open
-//! connections a new one closes the oldest that is not being answered, those that never sent
-//! a request first (an answered scrape's body may still be on its way to a slow reader). So
-//! held or churning half-open connections cannot keep a scraper out.
+//! Connections are botscope-server's: its one accept loop, which never stops, with the policy
+//! of [`server`]. A client has [`HEADER_READ_TIMEOUT`] to send its request headers (from
+//! connect, and again between keep-alive requests); past [`MAX_CONNECTIONS`] open connections a
+//! new one closes the oldest that is not busy, those that never sent a request first, or is
+//! itself closed if every one is busy. A connection is busy from a request's head until the
+//! last bytes of its answer are written to the socket: the exposition goes to hyper in
+//! [`CHUNK`]-sized frames, so a scrape to a slow reader stays busy, and is never cut, until
+//! its end. A scraper that stops reading is closed after the write timeout
+//! ([`TelemetryBuilder::write_timeout`](crate::TelemetryBuilder::write_timeout), 60 s). So held
+//! or churning half-open connections cannot keep a scraper out, nor a stalled one hold its
+//! connection for good.
 //!
 //! A callback that panics does so while the OpenTelemetry SDK holds its locks, which stay
 //! poisoned: later collections would quietly lose series. So after the first panic every
 //! scrape answers 500 — the scrape fails loudly (`up` and Prometheus's scrape error show it)
 //! instead of serving a partial exposition — until the process restarts.
 
-use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::net::SocketAddr;
-use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use botscope_exporter::{CollectionFailed, Exporter};
+use botscope_server::{CancellationToken, Server};
 use bytes::Bytes;
 use http::header::{ALLOW, AUTHORIZATION, CONTENT_TYPE, HeaderName, VARY, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::Full;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
-use prometheus::{Registry, TextEncoder};
 use subtle::ConstantTimeEq;
-use tokio::net::{TcpListener, TcpSocket};
-use tokio::sync::{Notify, oneshot, watch};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tower::{BoxError, Service, ServiceBuilder, ServiceExt};
 use tower_http::compression::{CompressionBody, CompressionLayer, CompressionLevel};
 use tower_http::timeout::TimeoutLayer;
@@ -66,9 +64,9 @@ pub(crate) const HEALTH_PATH: &str = "/healthz";
 /// Connections the kernel queues for `accept`: room for a crowd of reconnecting clients, so a
 /// scraper's SYN is not dropped (which costs it a retransmission a second later).
 pub(crate) const LISTEN_BACKLOG: u32 = 1024;
-/// Open connections; past it a new connection closes the oldest one not being answered
-/// (never-used ones first). Well
-/// under the usual soft limit of 1024 file descriptors, which the bot needs for its own sockets.
+/// Open connections; past it a new connection closes the oldest one not busy (never-used ones
+/// first), or is closed itself. Well under the usual soft limit of 1024 file descriptors, which
+/// the bot needs for its own sockets.
 pub(crate) const MAX_CONNECTIONS: usize = 256;
 /// Scrapes handled at once; more are answered 503 at once. Scrapes share one collection, so
 /// this bounds waiting, not work.
@@ -80,56 +78,18 @@ pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(3);
 pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time open connections get to finish on shutdown.
 pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// Time a write to a scraper may make no progress before its connection is closed, unless
+/// [`TelemetryBuilder::write_timeout`](crate::TelemetryBuilder::write_timeout) says otherwise.
+pub(crate) const DEFAULT_WRITE_TIMEOUT: Duration = botscope_server::DEFAULT_WRITE_TIMEOUT;
+/// The largest frame of a body handed to hyper: hyper buffers a few frames ahead of the
+/// socket, so the connection stays busy until the last of a large exposition is written.
+pub(crate) const CHUNK: usize = 64 * 1024;
 /// The scrape timeout Prometheus sends with every scrape, in seconds.
 const SCRAPE_TIMEOUT_HEADER: HeaderName =
     HeaderName::from_static("x-prometheus-scrape-timeout-seconds");
 
-/// Renders a registry to the text format, remembering a collection that panicked.
-#[derive(Clone, Debug)]
-pub(crate) struct Exposition {
-    registry: Registry,
-    broken: Arc<AtomicBool>,
-}
-
-/// Collection panicked, now or earlier: the exposition can no longer be trusted.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct CollectionFailed;
-
-impl Exposition {
-    pub(crate) fn new(registry: Registry) -> Self {
-        Self {
-            registry,
-            broken: Arc::new(AtomicBool::new(false)),
-        }
-    }
-
-    /// The text exposition, or [`CollectionFailed`] if a metric callback panicked (now or in
-    /// an earlier collection). The panic never reaches the caller.
-    pub(crate) fn render(&self) -> Result<String, CollectionFailed> {
-        if self.broken.load(Ordering::Acquire) {
-            return Err(CollectionFailed);
-        }
-        let gathered = std::panic::catch_unwind(AssertUnwindSafe(|| self.registry.gather()));
-        match gathered {
-            // Encoding into a String only fails on a malformed family, which gather() never
-            // returns.
-            Ok(families) => Ok(TextEncoder::new()
-                .encode_to_string(&families)
-                .unwrap_or_default()),
-            Err(_) => {
-                if !self.broken.swap(true, Ordering::AcqRel) {
-                    tracing::error!(
-                        "a metric callback panicked during collection; /metrics answers 500 until the process restarts"
-                    );
-                }
-                Err(CollectionFailed)
-            }
-        }
-    }
-}
-
 pub(crate) struct State {
-    pub(crate) exposition: Exposition,
+    pub(crate) exporter: Exporter,
     pub(crate) bearer: Option<Box<str>>,
 }
 
@@ -138,15 +98,15 @@ type Collected = Result<Bytes, CollectionFailed>;
 /// Single-flight collection: at most one render on the blocking pool, shared by every scrape
 /// that asks while it runs.
 struct Collector {
-    exposition: Exposition,
+    exporter: Exporter,
     /// The latest collection; it holds `None` while it runs.
     latest: Mutex<Option<watch::Receiver<Option<Collected>>>>,
 }
 
 impl Collector {
-    fn new(exposition: Exposition) -> Self {
+    fn new(exporter: Exporter) -> Self {
         Self {
-            exposition,
+            exporter,
             latest: Mutex::new(None),
         }
     }
@@ -170,9 +130,9 @@ impl Collector {
             return running.clone();
         }
         let (outcome, running) = watch::channel(None);
-        let exposition = self.exposition.clone();
+        let exporter = self.exporter.clone();
         tokio::task::spawn_blocking(move || {
-            outcome.send_replace(Some(exposition.render().map(Bytes::from)));
+            outcome.send_replace(Some(exporter.render().map(Bytes::from)));
         });
         *latest = Some(running.clone());
         running
@@ -186,13 +146,13 @@ fn service(
     state: State,
 ) -> impl Service<
     Request<Incoming>,
-    Response = Response<CompressionBody<Full<Bytes>>>,
+    Response = Response<CompressionBody<Chunks>>,
     Error = Infallible,
     Future: Send,
 > + Clone
 + Send
 + 'static {
-    let collector = Arc::new(Collector::new(state.exposition));
+    let collector = Arc::new(Collector::new(state.exporter));
     let token: Option<Arc<[u8]>> = state.bearer.map(|token| token.as_bytes().into());
     let metrics = ServiceBuilder::new()
         // Before the limit, so a request without the token takes no place.
@@ -221,12 +181,9 @@ fn service(
 }
 
 /// `/healthz` answers whatever the scrapes do: a stuck collection must not fail a liveness probe.
-async fn route<M>(
-    request: Request<Incoming>,
-    metrics: M,
-) -> Result<Response<Full<Bytes>>, Infallible>
+async fn route<M>(request: Request<Incoming>, metrics: M) -> Result<Response<Chunks>, Infallible>
 where
-    M: Service<Request<Incoming>, Response = Response<Full<Bytes>>, Error = BoxError>,
+    M: Service<Request<Incoming>, Response = Response<Chunks>, Error = BoxError>,
 {
     let is_metrics = match request.uri().path() {
         METRICS_PATH => true,
@@ -259,7 +216,7 @@ where
 async fn scrape(
     request: Request<Incoming>,
     collector: Arc<Collector>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+) -> Result<Response<Chunks>, Infallible> {
     let collection = collector.collect();
     let collected = match scrape_timeout(request.headers()) {
         Some(limit) => tokio::time::timeout(limit, collection)
@@ -269,7 +226,7 @@ async fn scrape(
     };
     Ok(match collected {
         Some(Ok(text)) => {
-            let mut response = Response::new(Full::new(text));
+            let mut response = Response::new(Chunks(text));
             let headers = response.headers_mut();
             headers.insert(CONTENT_TYPE, HeaderValue::from_static(TEXT_FORMAT));
             // Also on identity answers, which the compression layer leaves alone.
@@ -302,8 +259,8 @@ fn scrape_timeout(headers: &HeaderMap) -> Option<Duration> {
         .filter(|limit| *limit < REQUEST_TIMEOUT)
 }
 
-fn plain(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+fn plain(status: StatusCode, body: &'static str) -> Response<Chunks> {
+    let mut response = Response::new(Chunks(Bytes::from_static(body.as_bytes())));
     *response.status_mut() = status;
     response.headers_mut().insert(
         CONTENT_TYPE,
@@ -326,178 +283,59 @@ fn authorized(headers: &HeaderMap, token: &[u8]) -> bool {
 }
 
 /// A listener on `addr` with a [`LISTEN_BACKLOG`]; inside a Tokio runtime.
-pub(crate) fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() {
-        TcpSocket::new_v4()?
-    } else {
-        TcpSocket::new_v6()?
-    };
-    // As std's `TcpListener::bind` does on Unix: a restart binds despite connections in
-    // TIME_WAIT (never while another socket listens there).
-    #[cfg(unix)]
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    socket.listen(LISTEN_BACKLOG)
+pub(crate) fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    botscope_server::bind(addr, LISTEN_BACKLOG)
 }
 
-/// Accepts connections until `shutdown` fires, then gives open ones [`SHUTDOWN_GRACE`].
+/// The connection policy of `/metrics` (see the [module docs](self)).
+fn server(write_timeout: Duration) -> Server {
+    Server::new()
+        .name("botscope /metrics")
+        .max_connections(MAX_CONNECTIONS)
+        // Never over the cap: a scrape answers within seconds, so there is no burst to let in,
+        // and when every connection is busy the new one is closed.
+        .burst(0)
+        .admit_when_busy(false)
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .write_timeout(write_timeout)
+        .shutdown_grace(SHUTDOWN_GRACE)
+}
+
+/// Accepts connections until `shutdown` is cancelled, then gives open ones [`SHUTDOWN_GRACE`].
 pub(crate) async fn serve(
     listener: TcpListener,
     state: State,
-    mut shutdown: oneshot::Receiver<()>,
+    write_timeout: Duration,
+    shutdown: CancellationToken,
 ) {
-    let service = service(state);
-    let graceful = GracefulShutdown::new();
-    let mut open = Connections::default();
-    loop {
-        let stream = tokio::select! {
-            _ = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                // Out of file descriptors and the like: back off instead of spinning.
-                Err(_) => {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        if open.is_full() {
-            // Let the connections accepted so far read their requests before one of them is
-            // closed to make room: under a flood of new connections, a scraper's request could
-            // otherwise wait unread in its socket until its connection is the oldest idle one.
-            tokio::task::yield_now().await;
-        }
-        let Some(connection) = open.admit() else {
-            // Every connection is being answered: close this one at once rather than queue it.
-            drop(stream);
-            continue;
-        };
-        let service = service.clone();
-        let tracked = Arc::clone(&connection);
-        let http = http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT)
-            .serve_connection(
-                TokioIo::new(stream),
-                service_fn(move |request| {
-                    let answering = Answering::new(&tracked);
-                    let response = service.clone().oneshot(request);
-                    async move {
-                        // Answering until the body is sent (hyper writes it, compressing it,
-                        // after this future ends) or dropped: the guard goes into the body.
-                        response.await.map(|response| {
-                            response.map(|inner| AnsweringBody {
-                                inner,
-                                _answering: answering,
-                            })
-                        })
-                    }
-                }),
-            );
-        let http = graceful.watch(http);
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = http => {}
-                () = connection.evict.notified() => {}
-            }
-            connection.closed.store(true, Ordering::Release);
-        });
-    }
-    drop(listener);
-    let _ = tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await;
+    server(write_timeout)
+        .serve(listener, service(state), shutdown)
+        .await;
 }
 
-/// A response body that keeps its connection marked as answering until it is sent or dropped.
-struct AnsweringBody<B> {
-    inner: B,
-    _answering: Answering,
-}
+/// A body handed to hyper in frames of at most [`CHUNK`] bytes (cheap slices of one buffer),
+/// its exact length known up front.
+#[derive(Default)]
+pub(crate) struct Chunks(Bytes);
 
-impl<B: Body + Unpin> Body for AnsweringBody<B> {
-    type Data = B::Data;
-    type Error = B::Error;
+impl Body for Chunks {
+    type Data = Bytes;
+    type Error = Infallible;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let len = self.0.len().min(CHUNK);
+        Poll::Ready((len > 0).then(|| Ok(Frame::data(self.0.split_to(len)))))
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.0.is_empty()
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-/// The open connections, oldest first.
-#[derive(Default)]
-struct Connections(VecDeque<Arc<Connection>>);
-
-#[derive(Default)]
-struct Connection {
-    /// A request of it is being answered.
-    answering: AtomicBool,
-    /// A request of it has been answered, or is being answered.
-    used: AtomicBool,
-    closed: AtomicBool,
-    evict: Notify,
-}
-
-impl Connections {
-    fn is_full(&self) -> bool {
-        self.0.len() >= MAX_CONNECTIONS
-    }
-
-    /// A place for a new connection. At [`MAX_CONNECTIONS`] the oldest connection not being
-    /// answered is closed to make room, one that never sent a request if there is one; `None`
-    /// if every one is being answered.
-    fn admit(&mut self) -> Option<Arc<Connection>> {
-        if self.is_full() {
-            self.0
-                .retain(|connection| !connection.closed.load(Ordering::Acquire));
-        }
-        if self.is_full() {
-            // Never-used connections first (a half-sent request, a silent socket), then used
-            // ones: hyper may still be flushing an answered scrape's body to a slow reader.
-            let idle = |used: bool| {
-                move |connection: &Arc<Connection>| {
-                    !connection.answering.load(Ordering::Acquire)
-                        && connection.used.load(Ordering::Acquire) == used
-                }
-            };
-            let idle = self
-                .0
-                .iter()
-                .position(idle(false))
-                .or_else(|| self.0.iter().position(idle(true)))?;
-            if let Some(oldest) = self.0.remove(idle) {
-                oldest.evict.notify_one();
-            }
-        }
-        let connection = Arc::new(Connection::default());
-        self.0.push_back(Arc::clone(&connection));
-        Some(connection)
-    }
-}
-
-/// Marks its connection as being answered until dropped, also when the request is cancelled.
-struct Answering(Arc<Connection>);
-
-impl Answering {
-    fn new(connection: &Arc<Connection>) -> Self {
-        connection.used.store(true, Ordering::Release);
-        connection.answering.store(true, Ordering::Release);
-        Self(Arc::clone(connection))
-    }
-}
-
-impl Drop for Answering {
-    fn drop(&mut self) {
-        self.0.answering.store(false, Ordering::Release);
+        SizeHint::with_exact(self.0.len() as u64)
     }
 }
 
@@ -542,25 +380,17 @@ mod tests {
     }
 
     #[test]
-    fn a_full_table_makes_room_by_closing_the_oldest_idle_connection() {
-        let mut open = Connections::default();
-        let first: Vec<_> = (0..MAX_CONNECTIONS)
-            .map(|_| open.admit().expect("room"))
-            .collect();
-        let _answering = Answering::new(&first[0]);
-        assert!(open.admit().is_some());
-        // The oldest is being answered and stays; the next oldest made room.
-        assert_eq!(Arc::strong_count(&first[0]), 3);
-        assert_eq!(Arc::strong_count(&first[1]), 1);
-
-        let busy: Vec<_> = open.0.iter().map(Answering::new).collect();
-        assert!(open.admit().is_none(), "nothing idle to close");
-        drop(busy);
-        first[2].closed.store(true, Ordering::Release);
-        assert!(
-            open.admit().is_some(),
-            "a closed connection frees its place"
-        );
-        assert_eq!(open.0.len(), MAX_CONNECTIONS);
+    fn a_body_goes_in_chunks_of_its_exact_length() {
+        let text = Bytes::from(vec![b'x'; 2 * CHUNK + 5]);
+        let mut body = Chunks(text);
+        assert_eq!(body.size_hint().exact(), Some(2 * CHUNK as u64 + 5));
+        let mut frames = Vec::new();
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        while let Poll::Ready(Some(frame)) = Pin::new(&mut body).poll_frame(&mut cx) {
+            let frame = frame.unwrap_or_else(|never| match never {});
+            frames.push(frame.into_data().map(|data| data.len()).unwrap_or_default());
+        }
+        assert_eq!(frames, [CHUNK, CHUNK, 5]);
+        assert!(body.is_end_stream());
     }
 }

@@ -5,16 +5,16 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use botscope_core::naming::Naming;
+use botscope_exporter::{Exporter, ExporterError, ExporterErrorType};
+use botscope_server::CancellationToken;
 use opentelemetry::metrics::{Meter, MeterProvider};
-use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::metrics::{Instrument, SdkMeterProvider, Stream};
+use opentelemetry_sdk::metrics::SdkMeterProvider;
 use prometheus::Registry;
 use tokio::runtime::Handle;
-use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::error::{BuildError, BuildErrorType};
-use crate::server::{self, Exposition, State};
+use crate::server::{self, State};
 
 /// The namespace used unless [`TelemetryBuilder::namespace`] sets another.
 pub const DEFAULT_NAMESPACE: &str = "botscope";
@@ -66,6 +66,7 @@ pub struct TelemetryBuilder {
     runtime_lag: Option<Duration>,
     set_global: bool,
     naming: Naming,
+    write_timeout: Duration,
 }
 
 impl fmt::Debug for TelemetryBuilder {
@@ -84,6 +85,7 @@ impl fmt::Debug for TelemetryBuilder {
             .field("runtime_lag", &self.runtime_lag)
             .field("set_global", &self.set_global)
             .field("naming", &self.naming)
+            .field("write_timeout", &self.write_timeout)
             .finish()
     }
 }
@@ -100,6 +102,7 @@ impl Default for TelemetryBuilder {
             runtime_lag: Some(crate::runtime::DEFAULT_LAG_PERIOD),
             set_global: true,
             naming: Naming::Botscope,
+            write_timeout: server::DEFAULT_WRITE_TIMEOUT,
         }
     }
 }
@@ -180,6 +183,15 @@ impl TelemetryBuilder {
         self
     }
 
+    /// How long a write to a scraper may make no progress before its connection is closed
+    /// (default 60 s): a client that stops reading its scrape cannot hold the connection, nor
+    /// the exposition's memory, for longer. A scrape that keeps reading, however slowly, is
+    /// never cut. `Duration::MAX` means no timeout.
+    pub fn write_timeout(mut self, timeout: Duration) -> Self {
+        self.write_timeout = timeout;
+        self
+    }
+
     /// Builds the exporter and provider, registers the system metrics, binds and starts the
     /// `/metrics` server, and installs the provider globally.
     ///
@@ -215,7 +227,12 @@ impl TelemetryBuilder {
             _ => None,
         };
 
-        let (registry, provider) = exporter(&self.namespace, self.service_name, self.naming)?;
+        let mut exporter = Exporter::builder(&self.namespace).naming(self.naming);
+        if let Some(name) = self.service_name {
+            exporter = exporter.service_name(name);
+        }
+        let exporter = exporter.build().map_err(exporter_error)?;
+        let (registry, provider) = (exporter.registry(), exporter.meter_provider());
 
         let mut lag_probe = None;
         if let Some(runtime) = runtime.filter(|_| self.system_metrics) {
@@ -237,18 +254,22 @@ impl TelemetryBuilder {
             botscope_core::naming::set_global(self.naming);
         }
 
-        let exposition = Exposition::new(registry.clone());
         let server = listener.map(|(listener, runtime)| {
             let local_addr = listener.local_addr().unwrap_or(listen);
-            let (tx, rx) = oneshot::channel();
+            let shutdown = CancellationToken::new();
             let state = State {
-                exposition: exposition.clone(),
+                exporter: exporter.clone(),
                 bearer: self.bearer_token.map(String::into_boxed_str),
             };
-            let task = runtime.spawn(server::serve(listener, state, rx));
+            let task = runtime.spawn(server::serve(
+                listener,
+                state,
+                self.write_timeout,
+                shutdown.clone(),
+            ));
             Server {
                 local_addr,
-                shutdown: tx,
+                shutdown,
                 task,
             }
         });
@@ -256,77 +277,10 @@ impl TelemetryBuilder {
         Ok(Telemetry {
             namespace: self.namespace,
             naming: self.naming,
-            provider,
-            registry,
-            exposition,
+            exporter,
             server,
             _lag_probe: lag_probe,
         })
-    }
-}
-
-/// The Prometheus exporter on a fresh registry and the meter provider reading it: the one
-/// wiring behind `/metrics`, [`Telemetry::render`] and botscope-testkit's `TestMetrics` (a
-/// telemetry that does not serve).
-fn exporter(
-    namespace: &str,
-    service_name: Option<String>,
-    naming: Naming,
-) -> Result<(Registry, SdkMeterProvider), BuildError> {
-    let registry = Registry::new();
-    let mut exporter = opentelemetry_prometheus::exporter()
-        .with_registry(registry.clone())
-        .scope_info_enabled(false);
-    // The namespace: the exporter's own prefix for the catalogue's names, untouched; under
-    // semantic conventions a view prefixes all but their names instead (`namespace_view`).
-    let view = match naming {
-        Naming::Semconv => Some(namespace_view(namespace)),
-        _ => {
-            exporter = exporter.with_namespace(namespace);
-            None
-        }
-    };
-    let exporter = exporter
-        .build()
-        .map_err(|e| BuildError::with_source(BuildErrorType::Exporter, e))?;
-    let mut resource = Resource::builder();
-    // `OTEL_SERVICE_NAME`, which the SDK reads, wins over the namespace, not over a name
-    // given in code.
-    let from_env = std::env::var_os("OTEL_SERVICE_NAME").is_some_and(|name| !name.is_empty());
-    match service_name {
-        Some(name) => resource = resource.with_service_name(name),
-        None if !from_env => resource = resource.with_service_name(namespace.to_owned()),
-        None => {}
-    }
-    let mut provider = SdkMeterProvider::builder()
-        .with_reader(exporter)
-        .with_resource(resource.build());
-    if let Some(view) = view {
-        provider = provider.with_view(view);
-    }
-    Ok((registry, provider.build()))
-}
-
-/// The namespace under [`Naming::Semconv`]: a view that names every instrument
-/// `{namespace}_{name}`, as the exporter's own prefix would, except OpenTelemetry-style dotted
-/// names (`http.client.request.duration`, `db.client.…`, and a user's own), which the
-/// conventions namespace by their first segment. botscope's own names have no dot.
-///
-/// A view, not a wrapper of the exporter's collector: the SDK renames the stream before the
-/// exporter adds unit and `_total` suffixes, so the text is the one the exporter's prefix
-/// gives (the test `namespace_view_matches_the_exporter_prefix` compares them).
-fn namespace_view(namespace: &str) -> impl Fn(&Instrument) -> Option<Stream> + Send + Sync + use<> {
-    let prefix = format!("{namespace}_");
-    move |instrument: &Instrument| {
-        if instrument.name().contains('.') {
-            return None;
-        }
-        // A view's name is not checked against the instrument name syntax, so a namespace
-        // starting with `_` is fine; building a stream with only a name cannot fail.
-        Stream::builder()
-            .with_name(format!("{prefix}{}", instrument.name()))
-            .build()
-            .ok()
     }
 }
 
@@ -342,12 +296,7 @@ fn scope() -> opentelemetry::InstrumentationScope {
 ///
 /// [`BuildErrorType::InvalidNamespace`] if it does not match.
 pub fn validate_namespace(namespace: &str) -> Result<(), BuildError> {
-    let mut chars = namespace.chars();
-    let valid = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if valid {
+    if botscope_exporter::is_valid_namespace(namespace) {
         Ok(())
     } else {
         Err(BuildError::new(BuildErrorType::InvalidNamespace {
@@ -386,13 +335,24 @@ pub fn parse_listen_addr(addr: &str) -> Result<SocketAddr, BuildError> {
     addr.into_listen_addr().map_err(invalid_listen_address)
 }
 
+/// The exporter's error as the builder's: the same kinds, the same messages.
+fn exporter_error(error: ExporterError) -> BuildError {
+    match error.into_parts() {
+        (ExporterErrorType::InvalidNamespace { namespace }, _) => {
+            BuildError::new(BuildErrorType::InvalidNamespace { namespace })
+        }
+        (_, Some(source)) => BuildError::with_source(BuildErrorType::Exporter, source),
+        (_, None) => BuildError::new(BuildErrorType::Exporter),
+    }
+}
+
 fn invalid_listen_address(address: String) -> BuildError {
     BuildError::new(BuildErrorType::InvalidListenAddress { address })
 }
 
 struct Server {
     local_addr: SocketAddr,
-    shutdown: oneshot::Sender<()>,
+    shutdown: CancellationToken,
     task: JoinHandle<()>,
 }
 
@@ -404,9 +364,7 @@ struct Server {
 pub struct Telemetry {
     namespace: String,
     naming: Naming,
-    provider: SdkMeterProvider,
-    registry: Registry,
-    exposition: Exposition,
+    exporter: Exporter,
     server: Option<Server>,
     /// Stops the runtime-lag probe when the telemetry goes.
     _lag_probe: Option<crate::runtime::LagProbe>,
@@ -446,17 +404,17 @@ impl Telemetry {
     /// The meter provider; hand it (or a meter from it) to instrumentation builders, or to
     /// your own instruments.
     pub fn meter_provider(&self) -> &SdkMeterProvider {
-        &self.provider
+        self.exporter.meter_provider()
     }
 
     /// A meter of the provider named `name`.
     pub fn meter(&self, name: &'static str) -> Meter {
-        self.provider.meter(name)
+        self.exporter.meter_provider().meter(name)
     }
 
     /// The Prometheus registry behind `/metrics`, for collectors of your own.
     pub fn registry(&self) -> &Registry {
-        &self.registry
+        self.exporter.registry()
     }
 
     /// The text a scrape of `/metrics` returns right now.
@@ -466,7 +424,7 @@ impl Telemetry {
     /// earlier collection), the panic is logged and the text is empty — the same condition
     /// makes `/metrics` answer 500.
     pub fn render(&self) -> String {
-        self.exposition.render().unwrap_or_default()
+        self.exporter.render().unwrap_or_default()
     }
 
     /// Stops the server (open scrapes get a few seconds to finish) and shuts the meter
@@ -478,10 +436,10 @@ impl Telemetry {
     /// draining connections.
     pub async fn shutdown(self) {
         if let Some(server) = self.server {
-            let _ = server.shutdown.send(());
+            server.shutdown.cancel();
             let _ = server.task.await;
         }
-        let _ = self.provider.shutdown();
+        let _ = self.exporter.meter_provider().shutdown();
     }
 }
 
@@ -502,92 +460,6 @@ mod tests {
                     namespace: bad.to_owned()
                 }
             );
-        }
-    }
-
-    /// One of every kind of instrument, with botscope-style names, recorded into `telemetry`.
-    fn record_every_kind(telemetry: &Telemetry) {
-        use opentelemetry::KeyValue;
-
-        let meter = telemetry.meter("botscope-test");
-        let labels = [KeyValue::new("status", "success")];
-        meter.u64_counter("jobs").build().add(3, &labels);
-        meter
-            .f64_histogram("job_duration")
-            .with_unit("s")
-            .with_boundaries(botscope_core::buckets::default_buckets())
-            .build()
-            .record(0.3, &labels);
-        meter.i64_up_down_counter("active").build().add(2, &[]);
-        meter.u64_gauge("queue_depth").build().record(7, &[]);
-        meter
-            .f64_gauge("last_success_timestamp")
-            .with_unit("s")
-            .build()
-            .record(1.5, &[]);
-        meter
-            .i64_observable_gauge("connections")
-            .with_callback(|observer| observer.observe(4, &[KeyValue::new("state", "idle")]))
-            .build();
-        meter.u64_counter("errors").build().bind(&labels).add(1);
-    }
-
-    fn installed(naming: Naming) -> Telemetry {
-        Telemetry::builder()
-            .namespace("disruptor")
-            .service_name("disruptor")
-            .serve(false)
-            .system_metrics(false)
-            .set_global(false)
-            .naming(naming)
-            .install()
-            .expect("install")
-    }
-
-    /// The families semantic conventions leave alone read byte for byte as they do by
-    /// default: the view's prefix is the exporter's.
-    #[tokio::test]
-    async fn namespace_view_matches_the_exporter_prefix() {
-        let default = installed(Naming::Botscope);
-        let semconv = installed(Naming::Semconv);
-        record_every_kind(&default);
-        record_every_kind(&semconv);
-        let text = default.render();
-        assert!(
-            text.contains("disruptor_jobs_total{status=\"success\"} 3"),
-            "{text}"
-        );
-        assert!(
-            text.contains("disruptor_job_duration_seconds_bucket"),
-            "{text}"
-        );
-        assert_eq!(semconv.render(), text);
-        assert_eq!(semconv.naming(), Naming::Semconv);
-    }
-
-    /// Dotted names (the conventions' and a user's own) carry no namespace under semantic
-    /// conventions, and do by default.
-    #[tokio::test]
-    async fn dotted_names_are_not_prefixed_under_semantic_conventions() {
-        for (naming, expected) in [
-            (
-                Naming::Semconv,
-                "\nhttp_client_request_duration_seconds_count 1",
-            ),
-            (
-                Naming::Botscope,
-                "\ndisruptor_http_client_request_duration_seconds_count 1",
-            ),
-        ] {
-            let telemetry = installed(naming);
-            telemetry
-                .meter("botscope-test")
-                .f64_histogram("http.client.request.duration")
-                .with_unit("s")
-                .build()
-                .record(0.1, &[]);
-            let text = telemetry.render();
-            assert!(text.contains(expected), "{naming}: {text}");
         }
     }
 

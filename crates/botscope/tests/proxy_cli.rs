@@ -84,6 +84,16 @@ fn help_lists_every_option_with_its_default_and_variable() {
         assert!(text.contains(&format!("[default: {default}")), "{text}");
     }
     assert!(help.contains("--version"), "{help}");
+    // The connection policy as the proxy applies it (see `DiscordProxyBuilder::max_connections`).
+    let cap = paragraph(&help, "--max-connections");
+    for policy in [
+        "waited a second",
+        "never-used ones first",
+        "twice",
+        "request in flight is never closed",
+    ] {
+        assert!(cap.contains(policy), "{cap}");
+    }
 }
 
 #[test]

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use botscope_core::naming::Naming;
+use botscope_server::CancellationToken;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use opentelemetry::metrics::Meter;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tower::util::BoxCloneSyncService;
 use tower::{Layer, Service, ServiceBuilder};
@@ -151,8 +151,8 @@ impl DiscordProxyBuilder {
     /// has, the new one is let in over the cap (a burst whose heads are not read yet), up to
     /// twice `max`, past which the first waiting connection in that order goes whatever its
     /// age. A connection with a request in flight (the bot's, waiting for its ratelimit
-    /// bucket inside the proxy) is never closed, and when every open connection has one, the
-    /// new one is let in. So connections held open without a request can neither keep the
+    /// bucket inside the proxy), or whose answer is not yet written to its socket, is never
+    /// closed, and when every open connection is such, the new one is let in. So connections held open without a request can neither keep the
     /// bot's out nor fill the file table (at most twice `max` plus the requests in flight);
     /// a bot that opens more than twice `max` new connections at once should raise it.
     pub fn max_connections(mut self, max: usize) -> Self {
@@ -320,13 +320,14 @@ impl DiscordProxyBuilder {
             .layer(ratelimit.build())
             .layer(metrics)
             .service(forward);
-        let (shutdown, signal) = watch::channel(false);
+        // Never cancelled if the handle is dropped: the proxy serves until the runtime stops.
+        let shutdown = CancellationToken::new();
         let task = if self.layers.is_empty() {
             tokio::spawn(serve(
                 listener,
                 Gate::new(stack, local_addr, routes),
                 limits,
-                signal,
+                shutdown.clone(),
             ))
         } else {
             let mut service: ProxyService = BoxCloneSyncService::new(
@@ -339,7 +340,7 @@ impl DiscordProxyBuilder {
                 listener,
                 Gate::new(service, local_addr, routes),
                 limits,
-                signal,
+                shutdown.clone(),
             ))
         };
         Ok(DiscordProxy {
@@ -359,7 +360,7 @@ impl DiscordProxyBuilder {
 pub struct DiscordProxy {
     local_addr: SocketAddr,
     client_timeout: Duration,
-    shutdown: watch::Sender<bool>,
+    shutdown: CancellationToken,
     task: JoinHandle<()>,
 }
 
@@ -400,7 +401,7 @@ impl DiscordProxy {
     ///
     /// Cancelling it leaves the shutdown running in the background.
     pub async fn shutdown(self) {
-        let _ = self.shutdown.send(true);
+        self.shutdown.cancel();
         let _ = self.task.await;
     }
 }

@@ -41,10 +41,12 @@
 //! - Past [`max_connections`](DiscordProxyBuilder::max_connections) open connections a new
 //!   one closes a connection that has waited a second or more for a request head (never-used
 //!   ones first, then the one idle longest), or any waiting one past twice the cap.
-//!   Connections with a request in flight (the bot's, waiting for their ratelimit bucket) are
-//!   never closed or refused. Each request
-//!   head must be complete within the [header read
-//!   timeout](DiscordProxyBuilder::header_read_timeout).
+//!   Connections with a request in flight (the bot's, waiting for their ratelimit bucket),
+//!   or whose answer is not yet written to the socket, are never closed or refused. Each
+//!   request head must be complete within the [header read
+//!   timeout](DiscordProxyBuilder::header_read_timeout); a client that stops reading an answer
+//!   is closed once a write to it has made no progress for 60 s. The accept loop and this
+//!   policy are botscope-server's, the one server of the workspace.
 //! - Hop-by-hop headers are stripped both ways; bodies stream through.
 //! - Paths with empty, `.` or `..` segments (percent-encoded or not) get 400: Discord has
 //!   none, and they are how a token would slip past the shapes that are redacted.
@@ -59,7 +61,6 @@
 //! [`Forward`]: crate::Forward
 
 pub(crate) mod builder;
-pub(crate) mod connections;
 pub(crate) mod error;
 pub(crate) mod gate;
 pub(crate) mod serve;

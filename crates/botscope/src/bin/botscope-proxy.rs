@@ -151,7 +151,9 @@ struct Args {
     )]
     header_read_timeout: f64,
 
-    /// Connections open at once; past it a new one closes the one idle longest
+    /// Connections past which a new one closes one that has waited a second or more for a
+    /// request (never-used ones first, then the one idle longest); up to twice as many are let
+    /// in while none has, and one with a request in flight is never closed
     #[arg(
         long,
         value_name = "N",
