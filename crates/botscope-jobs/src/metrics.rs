@@ -1,7 +1,7 @@
 //! Metric names, units, the handler-type cap, and the per-handler instruments.
 
 use std::sync::{Arc, LazyLock, OnceLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use botscope_core::outcome::{Classify, Ending, Finish};
 use botscope_core::{GaugeGuard, LabelCap, Outcome};
@@ -168,9 +168,7 @@ impl Handler {
             Outcome::Success => {
                 self.success.record(seconds);
                 // A clock before 1970 is a broken host; 0 then reads as "never".
-                let now = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .unwrap_or_default();
+                let now = botscope_core::clock::since_unix_epoch();
                 self.last_success_bound
                     .get_or_init(|| self.last_success.bind(&self.handler))
                     .record(now.as_secs_f64());

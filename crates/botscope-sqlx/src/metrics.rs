@@ -62,15 +62,15 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use botscope_core::LabelCap;
+use botscope_core::clock::Instant;
 use botscope_core::naming::{ERROR_TYPE, ERROR_TYPE_OTHER, Naming};
-use botscope_core::outcome::{Ending, Finish};
+use botscope_core::outcome::{Ending, Finish, Timed};
 use opentelemetry::metrics::{
     AsyncInstrument, BoundCounter, BoundHistogram, Counter, Histogram, Meter,
 };
 use opentelemetry::{KeyValue, StringValue, Value};
 use sqlx::pool::PoolConnection;
 use sqlx::{Database, Pool};
-use tokio::time::Instant;
 
 use crate::error_type::error_type;
 use crate::sql;
@@ -265,6 +265,18 @@ impl<T> Finish<Result<T, sqlx::Error>> for Query {
     #[inline]
     fn finish(self, elapsed: Duration, ending: Ending<'_, Result<T, sqlx::Error>>) {
         self.0.record(elapsed, ending);
+    }
+}
+
+/// The [`Finish`] of a wait for a pool connection: records the wait once the pool answered,
+/// with a connection or an error; a wait given up (the query was dropped) records nothing.
+struct AcquireWait<'a>(&'a BoundHistogram<f64>);
+
+impl<T> Finish<T> for AcquireWait<'_> {
+    fn finish(self, elapsed: Duration, ending: Ending<'_, T>) {
+        if ending.is_completed() {
+            self.0.record(elapsed.as_secs_f64());
+        }
     }
 }
 
@@ -468,15 +480,14 @@ impl Metrics {
     }
 
     /// Acquires a connection from `pool`, recording the wait from `start` (the moment the
-    /// caller asked, shared with the query's own timer) to the pool's answer.
+    /// caller asked, a [`clock::now`](botscope_core::clock::now) reading shared with the
+    /// query's own timer) to the pool's answer.
     pub(crate) async fn acquire<DB: Database>(
         &self,
         pool: &Pool<DB>,
         start: Instant,
     ) -> Result<PoolConnection<DB>, sqlx::Error> {
-        let conn = pool.acquire().await;
-        self.acquire_duration.record(start.elapsed().as_secs_f64());
-        conn
+        Timed::new_at(pool.acquire(), AcquireWait(&self.acquire_duration), start).await
     }
 }
 

@@ -5,7 +5,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
-use tokio::time::Instant;
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
@@ -13,6 +12,7 @@ use futures_util::stream::Stream;
 use sqlx::error::BoxDynError;
 use sqlx::{Database, Execute, SqlStr};
 
+use botscope_core::clock::{self, Instant};
 use botscope_core::outcome::Timer;
 
 use crate::metrics::{Metrics, Query};
@@ -92,7 +92,7 @@ pub(crate) struct TimedStream<S> {
 impl<S> TimedStream<S> {
     /// Times `inner` from now.
     pub(crate) fn new(inner: S, finish: Query) -> Self {
-        Self::new_at(inner, finish, Instant::now())
+        Self::new_at(inner, finish, clock::now())
     }
 
     /// Times `inner` from `start`.

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use botscope_core::snowflake;
 use opentelemetry::metrics::{BoundHistogram, Gauge, Histogram};
@@ -110,7 +110,7 @@ impl ShardEntry {
     /// Records how long ago Discord minted `id`, the snowflake of an event just received;
     /// zero when this host's clock runs behind Discord's.
     pub(super) fn record_lag(&self, id: u64) {
-        let lag = snowflake::age(id, SystemTime::now()).unwrap_or_default();
+        let lag = snowflake::age_now(id).unwrap_or_default();
         self.dispatch_lag.record(lag.as_secs_f64());
     }
 }
