@@ -19,6 +19,7 @@ use opentelemetry::{KeyValue, Value};
 use twilight_gateway::error::ReceiveMessageError;
 use twilight_gateway::{Event, Shard};
 
+use self::events::EventCounts;
 use self::guilds::GuildGauges;
 use self::shard::{CommandPermits, ShardEntry};
 use self::voice_states::BotVoice;
@@ -57,7 +58,8 @@ use crate::voice::VoiceMetrics;
 ///
 /// # Cardinality
 ///
-/// `shard` takes the bot's shard ids; `event_type` Discord's closed set of event names;
+/// `shard` takes the bot's shard ids; `event_type` Discord's closed set of event names (an
+/// event a newer twilight-model adds keeps its dispatch name, or reads `other`);
 /// `code` the close codes Discord sends (a few dozen at most). `guild_id` passes through a
 /// [`LabelCap`]: at most [`DEFAULT_CAP`] values by default, then `other`
 /// ([`GatewayTapBuilder::guild_label_cap`], [`GatewayTapBuilder::without_guild_labels`]).
@@ -368,7 +370,11 @@ impl Inner {
             shards.resize(index + 1, None);
         }
         Arc::clone(shards[index].get_or_insert_with(|| {
-            Arc::new(ShardEntry::new(number, &self.instruments.dispatch_lag))
+            Arc::new(ShardEntry::new(
+                number,
+                &self.instruments.dispatch_lag,
+                EventCounts::new(),
+            ))
         }))
     }
 

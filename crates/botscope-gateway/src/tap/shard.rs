@@ -40,12 +40,12 @@ struct ShardMut {
 }
 
 impl ShardEntry {
-    pub(super) fn new(number: u32, dispatch_lag: &Histogram<f64>) -> Self {
+    pub(super) fn new(number: u32, dispatch_lag: &Histogram<f64>, events: EventCounts) -> Self {
         let shard = KeyValue::new(SHARD, StringValue::from(number.to_string()));
         Self {
             dispatch_lag: dispatch_lag.bind(std::slice::from_ref(&shard)),
             shard,
-            events: EventCounts::new(),
+            events,
             status: AtomicU8::new(NO_STATUS),
             commands: AtomicU32::new(CommandPermits::NONE.0),
             guilds: Mutex::new(ShardGuilds::default()),

@@ -4,7 +4,12 @@ use botscope_testkit::TestMetrics;
 use serde_json::json;
 use twilight_gateway::{ConfigBuilder, EventTypeFlags, Intents, ShardId};
 
+use std::collections::BTreeMap;
 use std::time::SystemTime;
+
+use serde::Deserialize;
+use serde::de::IntoDeserializer;
+use twilight_model::gateway::event::EventType;
 
 use super::*;
 
@@ -185,4 +190,89 @@ async fn errors_update_the_status_only() {
         scrape.value("disruptor_gateway_shard_status", &[("shard", "0")]),
         Some(1.0)
     );
+}
+
+/// Every variant of twilight-model's `EventType`, in declaration order: read through its serde
+/// derive by variant index, so a variant a later twilight-model adds is in the list.
+fn every_event_type() -> Vec<EventType> {
+    (0_u32..)
+        .map_while(|index| {
+            let index = IntoDeserializer::<serde::de::value::Error>::into_deserializer(index);
+            EventType::deserialize(index).ok()
+        })
+        .collect()
+}
+
+/// The label a user should see for `kind`: the dispatch name twilight-model serializes, or
+/// for the gateway's own events the name of their opcode.
+fn expected_label(kind: EventType) -> String {
+    match kind {
+        EventType::GatewayClose => "CLOSE".to_owned(),
+        EventType::GatewayHeartbeat => "HEARTBEAT".to_owned(),
+        EventType::GatewayHeartbeatAck => "HEARTBEAT_ACK".to_owned(),
+        EventType::GatewayHello => "HELLO".to_owned(),
+        EventType::GatewayInvalidateSession => "INVALID_SESSION".to_owned(),
+        EventType::GatewayReconnect => "RECONNECT".to_owned(),
+        kind => serde_json::to_value(kind)
+            .ok()
+            .and_then(|name| name.as_str().map(str::to_owned))
+            .expect("a dispatch name"),
+    }
+}
+
+/// Counts one event of every twilight-model variant on `shard` and checks each reaches the
+/// scrape under its own name, once.
+fn every_event_type_is_counted_under_its_name(
+    tap: &GatewayTap,
+    metrics: &TestMetrics,
+    shard: &str,
+) {
+    let kinds = every_event_type();
+    // twilight-model 0.18 has 77; fewer means the listing itself broke.
+    assert!(kinds.len() >= 77, "{} variants", kinds.len());
+    let entry = tap.inner.register(shard.parse().expect("a shard number"));
+    for kind in &kinds {
+        entry.events.count(&entry.shard, *kind);
+    }
+    let expected: BTreeMap<String, f64> = kinds
+        .iter()
+        .map(|kind| (expected_label(*kind), 1.0))
+        .collect();
+    assert_eq!(expected.len(), kinds.len(), "one label per variant");
+    let scrape = metrics.scrape();
+    let events = "disruptor_gateway_events_total";
+    let seen: BTreeMap<String, f64> = scrape
+        .label_values(events, "event_type")
+        .into_iter()
+        .map(|name| {
+            let value = scrape.value(events, &[("shard", shard), ("event_type", &name)]);
+            (name, value.unwrap_or_default())
+        })
+        .collect();
+    assert_eq!(seen, expected);
+}
+
+#[tokio::test]
+async fn every_twilight_event_type_reaches_the_scrape_with_its_name() {
+    let metrics = TestMetrics::new("disruptor");
+    let tap = GatewayTap::builder().meter(metrics.meter()).build();
+    every_event_type_is_counted_under_its_name(&tap, &metrics, "0");
+}
+
+#[tokio::test]
+async fn event_types_past_the_table_are_counted_all_the_same() {
+    // A twilight-model with more variants than this crate knows: the table holds 3.
+    let metrics = TestMetrics::new("disruptor");
+    let tap = GatewayTap::builder().meter(metrics.meter()).build();
+    let entry = ShardEntry::new(
+        0,
+        &tap.inner.instruments.dispatch_lag,
+        EventCounts::with_table(3),
+    );
+    tap.inner
+        .shards
+        .write()
+        .expect("not poisoned")
+        .push(Some(Arc::new(entry)));
+    every_event_type_is_counted_under_its_name(&tap, &metrics, "0");
 }
