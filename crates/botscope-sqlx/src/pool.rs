@@ -14,7 +14,7 @@ use sqlx::{Database, Either, Execute, Executor, Pool, SqlStr};
 
 use crate::connection::InstrumentedConnection;
 use crate::metrics::{self, DEFAULT_TABLE_CAP, Metrics, SCOPE, VERSION};
-use crate::query::{self, Generator, TimedStream};
+use crate::query::{self, TimedStream};
 use crate::transaction::InstrumentedTransaction;
 
 /// An sqlx [`Pool`] whose queries, errors and connections are measured. See the [crate
@@ -253,15 +253,15 @@ where
         let metrics = Arc::clone(&self.metrics);
         let (finish, query) = query::start(&self.metrics, query);
         let start = clock::now();
-        let rows = Generator::new(move |yielder| async move {
+        // The stream owns the pool connection its inner stream borrows.
+        let rows = async_stream::try_stream! {
             let mut conn = metrics.acquire(&pool, start).await?;
             let mut stream = conn.fetch_many(query);
             while let Some(item) = stream.next().await {
-                yielder.send(item?).await;
+                yield item?;
             }
-            Ok(())
-        });
-        TimedStream::new_at(rows, finish, start).boxed()
+        };
+        TimedStream::new_at(Box::pin(rows), finish, start).boxed()
     }
 
     fn fetch_optional<'e, 'q: 'e, E>(
