@@ -5,8 +5,9 @@
 //! Its own test binary: it counts every byte the process's Rust heap holds, through jemalloc's
 //! statistics (SQLite's C allocations are not on that heap), so no other test may run beside it.
 
+mod common;
+
 use botscope_sqlx::InstrumentedPool;
-use botscope_testkit::TestMetrics;
 use sqlx::sqlite::SqlitePoolOptions;
 use sqlx::{AssertSqlSafe, Sqlite};
 use tikv_jemalloc_ctl::{epoch, stats};
@@ -43,15 +44,7 @@ async fn run(pool: &InstrumentedPool<Sqlite>, sql: String) {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_thousand_long_statements_add_at_most_a_megabyte() {
-    let metrics = TestMetrics::new("test");
-    let pool = SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect("sqlite::memory:")
-        .await
-        .expect("sqlite opens");
-    let pool = InstrumentedPool::builder(pool, "main")
-        .meter(metrics.meter())
-        .build();
+    let (pool, metrics) = common::one_connection_sqlite("test", SqlitePoolOptions::new()).await;
     // The connection, the series and the runtime's buffers exist before the count starts.
     for i in 0..10 {
         run(&pool, long_statement(STATEMENTS + i)).await;
