@@ -36,7 +36,7 @@
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use botscope_core::outcome::Classify;
 use chrono::{DateTime, Utc};
@@ -212,9 +212,7 @@ where
 
 /// Now since the Unix epoch, and in whole seconds (the resolution of cron ticks).
 fn unix_now() -> (Duration, i64) {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
+    let now = botscope_core::clock::since_unix_epoch();
     (now, i64::try_from(now.as_secs()).unwrap_or(i64::MAX))
 }
 

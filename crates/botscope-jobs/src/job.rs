@@ -4,6 +4,7 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
+use botscope_core::LabelCap;
 use botscope_core::outcome::Classify;
 use opentelemetry::metrics::Meter;
 
@@ -58,6 +59,7 @@ impl Job<()> {
         JobBuilder {
             handler_type: handler_type.to_owned(),
             meter: None,
+            cap: None,
         }
     }
 }
@@ -97,11 +99,21 @@ impl<F> fmt::Debug for Job<F> {
 }
 
 /// Configures a [`Job`] or a [`JobLayer`]: the meter.
+///
+/// # Cardinality
+///
+/// A job built from [`Job::builder`] is labelled with its handler type as given: a name
+/// chosen in code. Jobs whose handler types come from data (a guild id, say) are built from
+/// one [`SchedulerRegistry::job`](crate::SchedulerRegistry::job): they share that registry's
+/// cap ([`SchedulerRegistryBuilder::handler_type_cap`](
+/// crate::SchedulerRegistryBuilder::handler_type_cap)), past which they read `other`.
 #[derive(Debug, Clone)]
 #[must_use = "a builder does nothing until built"]
 pub struct JobBuilder {
     handler_type: String,
     meter: Option<Meter>,
+    /// The `handler_type` cap of the registry this builder came from.
+    cap: Option<Arc<LabelCap>>,
 }
 
 impl JobBuilder {
@@ -109,6 +121,15 @@ impl JobBuilder {
     pub fn meter(mut self, meter: Meter) -> Self {
         self.meter = Some(meter);
         self
+    }
+
+    /// A builder for a job of a registry: its meter, its `handler_type` cap.
+    pub(crate) fn with_cap(handler_type: &str, meter: Meter, cap: Arc<LabelCap>) -> Self {
+        Self {
+            handler_type: handler_type.to_owned(),
+            meter: Some(meter),
+            cap: Some(cap),
+        }
     }
 
     /// The job running `f`.
@@ -145,14 +166,15 @@ impl JobBuilder {
             env!("CARGO_PKG_NAME"),
             env!("CARGO_PKG_VERSION"),
         );
-        Handler::new(&meter, &self.handler_type).map(Arc::new)
+        Handler::new(&meter, &self.handler_type, self.cap.as_deref()).map(Arc::new)
     }
 }
 
 /// Times one run of `future` as a job named `handler_type`, on the global meter provider.
 ///
 /// For one-off runs; a job that runs repeatedly is cheaper as a [`Job`] built once, since
-/// this builds its instruments on every call.
+/// this builds its instruments on every call. `handler_type` is used as given (see
+/// [`JobBuilder`]'s `# Cardinality`).
 ///
 /// ```
 /// # async fn cleanup() -> Result<(), std::io::Error> { Ok(()) }

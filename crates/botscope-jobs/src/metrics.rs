@@ -1,7 +1,7 @@
-//! Metric names, units, the handler-type cap, and the per-handler instruments.
+//! Metric names, units, the default handler-type cap, and the per-handler instruments.
 
-use std::sync::{Arc, LazyLock, OnceLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use botscope_core::outcome::{Classify, Ending, Finish};
 use botscope_core::{GaugeGuard, LabelCap, Outcome};
@@ -40,15 +40,11 @@ pub const HANDLER_TYPE: &str = "handler_type";
 /// Label of the run status: `success`, `error`, `panic` or `cancelled`.
 pub const STATUS: &str = "status";
 
-/// Distinct `handler_type` values admitted per process; later ones become `other`.
+/// The default of [`SchedulerRegistryBuilder::handler_type_cap`]: distinct `handler_type`
+/// values the jobs of one registry admit; later ones become `other`.
 ///
-/// # Cardinality
-///
-/// Handler types are names chosen in code, so a handful is normal. The cap stops a handler
-/// type built from user data (a guild id, say) from growing one series per value.
+/// [`SchedulerRegistryBuilder::handler_type_cap`]: crate::SchedulerRegistryBuilder::handler_type_cap
 pub const HANDLER_TYPE_CAP: usize = 256;
-
-static HANDLER_TYPES: LazyLock<LabelCap> = LazyLock::new(|| LabelCap::new(HANDLER_TYPE_CAP));
 
 /// The instruments of one handler type.
 ///
@@ -83,12 +79,20 @@ struct Bound {
 
 impl Handler {
     /// Builds the instruments and makes the handler's series appear at 0: `success` and
-    /// `error` counts and durations, and the active gauge.
-    pub(crate) fn new(meter: &Meter, handler_type: &str) -> Result<Self, JobError> {
+    /// `error` counts and durations, and the active gauge. `cap`: the `handler_type` cap of
+    /// the registry the job was built from, if any.
+    pub(crate) fn new(
+        meter: &Meter,
+        handler_type: &str,
+        cap: Option<&LabelCap>,
+    ) -> Result<Self, JobError> {
         if handler_type.is_empty() {
             return Err(JobError::new(JobErrorType::EmptyHandlerType));
         }
-        let label = HANDLER_TYPES.key_value(HANDLER_TYPE, handler_type);
+        let label = match cap {
+            Some(cap) => cap.key_value(HANDLER_TYPE, handler_type),
+            None => KeyValue::new(HANDLER_TYPE, handler_type.to_owned()),
+        };
         let with_status = |status: Outcome| [label.clone(), KeyValue::new(STATUS, status.as_str())];
         let duration = meter
             .f64_histogram(JOB_DURATION)
@@ -168,9 +172,7 @@ impl Handler {
             Outcome::Success => {
                 self.success.record(seconds);
                 // A clock before 1970 is a broken host; 0 then reads as "never".
-                let now = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .unwrap_or_default();
+                let now = botscope_core::clock::since_unix_epoch();
                 self.last_success_bound
                     .get_or_init(|| self.last_success.bind(&self.handler))
                     .record(now.as_secs_f64());

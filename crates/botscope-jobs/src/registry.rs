@@ -5,17 +5,28 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use botscope_core::GaugeGuard;
+use botscope_core::{GaugeGuard, LabelCap};
 use opentelemetry::metrics::{BoundUpDownCounter, Meter};
 
 use crate::error::{JobError, JobErrorType};
-use crate::metrics::QUEUE_DEPTH;
+use crate::job::JobBuilder;
+use crate::metrics::{HANDLER_TYPE_CAP, QUEUE_DEPTH};
 
 /// The schedulers registered in a bot (the Go bot's scheduler manager), counted in
 /// `N_scheduler_queue_depth`.
 ///
 /// [`register`](Self::register) returns a [`Registration`]; the scheduler stays counted
 /// until the registration is dropped. Clones share the same registry.
+///
+/// [`job`](Self::job) builds the registry's jobs, which share its meter and its
+/// `handler_type` cap.
+///
+/// # Cardinality
+///
+/// The jobs built from [`job`](Self::job) admit at most
+/// [`handler_type_cap`](SchedulerRegistryBuilder::handler_type_cap) distinct handler types
+/// (default [`HANDLER_TYPE_CAP`]), then read `other`; each registry counts its own.
+/// Scheduler names given to [`register`](Self::register) reach no label.
 ///
 /// ```
 /// use botscope_jobs::SchedulerRegistry;
@@ -34,6 +45,9 @@ pub struct SchedulerRegistry {
 }
 
 struct Inner {
+    meter: Meter,
+    /// The `handler_type` cap of the jobs built from [`SchedulerRegistry::job`].
+    handler_types: Arc<LabelCap>,
     depth: BoundUpDownCounter<i64>,
     next_id: AtomicU64,
     names: Mutex<BTreeMap<u64, Arc<str>>>,
@@ -48,6 +62,29 @@ impl SchedulerRegistry {
     /// A builder, to record to an explicit meter.
     pub fn builder() -> SchedulerRegistryBuilder {
         SchedulerRegistryBuilder::default()
+    }
+
+    /// A builder for a job named `handler_type` recording to this registry's meter, its
+    /// handler type through this registry's cap (see `# Cardinality`).
+    ///
+    /// ```
+    /// use botscope_jobs::SchedulerRegistry;
+    ///
+    /// # fn main() -> Result<(), botscope_jobs::JobError> {
+    /// let registry = SchedulerRegistry::builder().handler_type_cap(2).build();
+    /// let jobs: Vec<_> = ["a", "b", "c"]
+    ///     .into_iter()
+    ///     .map(|name| registry.job(name).build(|| async {}))
+    ///     .collect::<Result<_, _>>()?;
+    /// assert_eq!(jobs[2].handler_type(), "c"); // counted as `other`
+    /// # Ok(()) }
+    /// ```
+    pub fn job(&self, handler_type: &str) -> JobBuilder {
+        JobBuilder::with_cap(
+            handler_type,
+            self.inner.meter.clone(),
+            Arc::clone(&self.inner.handler_types),
+        )
     }
 
     /// Registers a scheduler called `name`; it counts until the registration is dropped.
@@ -118,12 +155,20 @@ impl fmt::Debug for SchedulerRegistry {
 #[must_use = "a builder does nothing until built"]
 pub struct SchedulerRegistryBuilder {
     meter: Option<Meter>,
+    handler_type_cap: Option<usize>,
 }
 
 impl SchedulerRegistryBuilder {
     /// Records to `meter` instead of the global provider's `botscope-jobs` meter.
     pub fn meter(mut self, meter: Meter) -> Self {
         self.meter = Some(meter);
+        self
+    }
+
+    /// At most `cap` distinct `handler_type` values among the jobs built from
+    /// [`SchedulerRegistry::job`], then `other` (default [`HANDLER_TYPE_CAP`]).
+    pub fn handler_type_cap(mut self, cap: usize) -> Self {
+        self.handler_type_cap = Some(cap);
         self
     }
 
@@ -142,6 +187,10 @@ impl SchedulerRegistryBuilder {
         depth.add(0);
         SchedulerRegistry {
             inner: Arc::new(Inner {
+                handler_types: Arc::new(LabelCap::new(
+                    self.handler_type_cap.unwrap_or(HANDLER_TYPE_CAP),
+                )),
+                meter,
                 depth,
                 next_id: AtomicU64::new(0),
                 names: Mutex::new(BTreeMap::new()),

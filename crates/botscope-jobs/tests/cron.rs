@@ -56,11 +56,14 @@ async fn a_one_second_schedule_fires_records_runs_and_lag() {
     scheduler.start().await.unwrap();
 
     assert!(
-        wait_for(Duration::from_secs(5), || ran.load(Ordering::SeqCst) >= 2).await,
-        "the job did not fire twice in 5 s"
+        // Two fires take about 2 s; the deadline leaves a loaded machine room.
+        wait_for(Duration::from_secs(20), || ran.load(Ordering::SeqCst) >= 2).await,
+        "the job did not fire twice in 20 s"
     );
     assert!(
-        wait_for(Duration::from_secs(2), || ended.load(Ordering::SeqCst) >= 2).await,
+        wait_for(Duration::from_secs(10), || ended.load(Ordering::SeqCst)
+            >= 2)
+        .await,
         "the bot saw the runs' results"
     );
     let scrape = metrics.scrape();
@@ -85,15 +88,16 @@ async fn a_one_second_schedule_fires_records_runs_and_lag() {
         )
         .unwrap();
     // Each run starts after its tick; measured from the wrong tick (the next one, or the
-    // epoch) the lag would be 0 or enormous.
+    // epoch) the lag would be 0 or enormous. The scheduler wakes every 500 ms; 10 s leaves
+    // a loaded machine room.
     assert!(lag_sum > 0.0, "{}", scrape.text());
-    let within_a_period = scrape
+    let within_seconds = scrape
         .value(
             &format!("{LAG}_bucket"),
-            &[("handler_type", "heartbeat_check"), ("le", "2.5")],
+            &[("handler_type", "heartbeat_check"), ("le", "10")],
         )
         .unwrap();
-    assert_eq!(within_a_period, lags, "{}", scrape.text());
+    assert_eq!(within_seconds, lags, "{}", scrape.text());
     eprintln!("lag over {lags} runs: mean {:.3} s", lag_sum / lags);
 
     // Removing the job from the scheduler ends its registration.

@@ -207,7 +207,10 @@ async fn last_success_moves_only_on_success() {
     let first = last().expect("set by the success");
     assert!(first >= before.floor(), "{first} < {before}");
 
-    std::thread::sleep(Duration::from_millis(20));
+    // The next success must carry a later timestamp: wait until the wall clock moved on.
+    while botscope_core::clock::since_unix_epoch().as_secs_f64() <= first {
+        std::thread::yield_now();
+    }
     fail.store(true, std::sync::atomic::Ordering::SeqCst);
     job.run().await.unwrap_err();
     assert_eq!(last(), Some(first), "an error leaves it alone");

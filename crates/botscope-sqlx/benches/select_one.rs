@@ -23,6 +23,7 @@
 //! `SELECT 1` on one path and exits, for `valgrind --tool=callgrind`. Run it for two values
 //! of `N` and divide the difference of the totals by the difference of `N`, so the setup
 //! cancels: that is the cost of one query. Budget: wrapped ≤ 1.05 × bare.
+//! `BOTSCOPE_BENCH_PATH=wrapped_all` runs the wrapper's row stream instead (`fetch_all`).
 //!
 //! ```text
 //! cargo bench -p botscope-sqlx --bench select_one --no-run   # prints the binary's path
@@ -80,6 +81,15 @@ async fn wrapped_one(pool: &InstrumentedPool<Sqlite>) {
         .await
         .expect("select 1");
     assert_eq!(row.0, 1);
+}
+
+/// `SELECT 1` through `fetch_all`, which runs the wrapper's row stream (`fetch_many`).
+async fn wrapped_all(pool: &InstrumentedPool<Sqlite>) {
+    let rows: Vec<(i64,)> = sqlx::query_as("SELECT 1")
+        .fetch_all(pool)
+        .await
+        .expect("select 1");
+    assert_eq!(rows, [(1,)]);
 }
 
 fn select_one(c: &mut Criterion) {
@@ -180,7 +190,10 @@ fn count_only(queries: &str) {
             match path.as_str() {
                 "bare" => bare_one(&bare).await,
                 "wrapped" => wrapped_one(&wrapped).await,
-                other => panic!("BOTSCOPE_BENCH_PATH is bare or wrapped, not {other:?}"),
+                "wrapped_all" => wrapped_all(&wrapped).await,
+                other => {
+                    panic!("BOTSCOPE_BENCH_PATH is bare, wrapped or wrapped_all, not {other:?}")
+                }
             }
         }
     });

@@ -2,8 +2,9 @@
 //!
 //! Each query is recorded straight into OpenTelemetry when it ends, through instruments bound
 //! to its labels (`experimental_metrics_bound_instruments`, which botscope-core turns on):
-//! the labels of a statement are read once, by the [`sql`](crate::sql::classify) lexer, and cached with
-//! its series, so a query costs a cache look-up and two bound records.
+//! the labels of a statement are read once, by the [`sql`](crate::sql::classify) lexer, and its
+//! series is cached under a hash of its text (at most [`STATEMENT_CACHE_CAPACITY`] statements,
+//! the coldest evicted), so a query costs a hash, a cache look-up and two bound records.
 //!
 //! # Outcomes
 //!
@@ -58,19 +59,22 @@
 //!   the wait, which uses the same.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::hash::BuildHasher;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use botscope_core::LabelCap;
+use botscope_core::clock::Instant;
 use botscope_core::naming::{ERROR_TYPE, ERROR_TYPE_OTHER, Naming};
-use botscope_core::outcome::{Ending, Finish};
+use botscope_core::outcome::{Ending, Finish, Timed};
 use opentelemetry::metrics::{
     AsyncInstrument, BoundCounter, BoundHistogram, Counter, Histogram, Meter,
 };
 use opentelemetry::{KeyValue, StringValue, Value};
+use quick_cache::UnitWeighter;
+use quick_cache::sync::DefaultLifecycle;
 use sqlx::pool::PoolConnection;
 use sqlx::{Database, Pool};
-use tokio::time::Instant;
 
 use crate::error_type::error_type;
 use crate::sql;
@@ -133,8 +137,16 @@ pub fn db_system_name(driver: &str) -> &'static str {
 
 /// The default cap of distinct `table` values per pool.
 pub const DEFAULT_TABLE_CAP: usize = 200;
-/// Statement texts whose labels are cached per pool; the cache starts over when full.
+/// Statements whose labels are cached per pool; past it the cache evicts the statements seen
+/// least. The cache holds what it derived from a statement (its series) under a 64-bit hash
+/// of its text, never the text, so a long statement costs it no more than a short one.
 pub const STATEMENT_CACHE_CAPACITY: usize = 1_024;
+
+/// The statement cache: a statement's series under the hash of its text. Two texts whose
+/// hashes collide share the first one's series; with at most
+/// [`STATEMENT_CACHE_CAPACITY`] entries that is about one new text in 10^16.
+type Statements =
+    quick_cache::sync::Cache<u64, Arc<Series>, UnitWeighter, foldhash::fast::RandomState>;
 
 pub(crate) const SCOPE: &str = env!("CARGO_PKG_NAME");
 pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -268,6 +280,18 @@ impl<T> Finish<Result<T, sqlx::Error>> for Query {
     }
 }
 
+/// The [`Finish`] of a wait for a pool connection: records the wait once the pool answered,
+/// with a connection or an error; a wait given up (the query was dropped) records nothing.
+struct AcquireWait<'a>(&'a BoundHistogram<f64>);
+
+impl<T> Finish<T> for AcquireWait<'_> {
+    fn finish(self, elapsed: Duration, ending: Ending<'_, T>) {
+        if ending.is_completed() {
+            self.0.record(elapsed.as_secs_f64());
+        }
+    }
+}
+
 /// The query instruments of one [`Naming`].
 #[derive(Debug)]
 enum Families {
@@ -295,8 +319,10 @@ pub(crate) struct Metrics {
     tables: LabelCap,
     /// Bounded: a closed set of operations times at most `table cap + 1` tables.
     series: Mutex<HashMap<(&'static str, StringValue), Arc<Series>>>,
-    /// The series of each statement text seen; starts over when full.
-    statements: RwLock<HashMap<Box<str>, Arc<Series>, foldhash::fast::RandomState>>,
+    /// Hashes a statement's text into its [`Statements`] key.
+    statement_keys: foldhash::fast::RandomState,
+    /// The series of the statements seen, under the hash of their text.
+    statements: Statements,
 }
 
 impl Metrics {
@@ -371,7 +397,14 @@ impl Metrics {
             db_name,
             tables: LabelCap::new(table_cap),
             series: Mutex::new(HashMap::new()),
-            statements: RwLock::new(HashMap::default()),
+            statement_keys: foldhash::fast::RandomState::default(),
+            statements: Statements::with(
+                STATEMENT_CACHE_CAPACITY,
+                STATEMENT_CACHE_CAPACITY as u64,
+                UnitWeighter,
+                foldhash::fast::RandomState::default(),
+                DefaultLifecycle::default(),
+            ),
         }
     }
 
@@ -382,10 +415,9 @@ impl Metrics {
 
     /// The series of `sql`: from the statement cache, else from the lexer.
     fn statement(&self, sql: &str) -> Arc<Series> {
-        if let Ok(cache) = self.statements.read()
-            && let Some(series) = cache.get(sql)
-        {
-            return Arc::clone(series);
+        let key = self.statement_keys.hash_one(sql);
+        if let Some(series) = self.statements.get(&key) {
+            return series;
         }
         let classified = sql::classify(sql);
         let table = match classified.table() {
@@ -393,12 +425,7 @@ impl Metrics {
             None => StringValue::from(""),
         };
         let series = self.series(classified.operation(), table);
-        if let Ok(mut cache) = self.statements.write() {
-            if cache.len() >= STATEMENT_CACHE_CAPACITY {
-                cache.clear();
-            }
-            cache.insert(sql.into(), Arc::clone(&series));
-        }
+        self.statements.insert(key, Arc::clone(&series));
         series
     }
 
@@ -468,15 +495,14 @@ impl Metrics {
     }
 
     /// Acquires a connection from `pool`, recording the wait from `start` (the moment the
-    /// caller asked, shared with the query's own timer) to the pool's answer.
+    /// caller asked, a [`clock::now`](botscope_core::clock::now) reading shared with the
+    /// query's own timer) to the pool's answer.
     pub(crate) async fn acquire<DB: Database>(
         &self,
         pool: &Pool<DB>,
         start: Instant,
     ) -> Result<PoolConnection<DB>, sqlx::Error> {
-        let conn = pool.acquire().await;
-        self.acquire_duration.record(start.elapsed().as_secs_f64());
-        conn
+        Timed::new_at(pool.acquire(), AcquireWait(&self.acquire_duration), start).await
     }
 }
 
@@ -562,12 +588,7 @@ mod tests {
         for i in 0..STATEMENT_CACHE_CAPACITY * 2 + 7 {
             let _ = metrics.statement(&format!("SELECT * FROM t{} WHERE id = {i}", i % 3));
         }
-        let cached = metrics
-            .statements
-            .read()
-            .map(|c| c.len())
-            .unwrap_or(usize::MAX);
-        assert!(cached <= STATEMENT_CACHE_CAPACITY);
+        assert!(metrics.statements.len() <= STATEMENT_CACHE_CAPACITY);
         let tables: Vec<_> = (0..3)
             .map(
                 |i| match &*metrics.statement(&format!("SELECT 1 FROM t{i}")) {

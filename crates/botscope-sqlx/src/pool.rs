@@ -3,6 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use botscope_core::clock;
 use botscope_core::naming::Naming;
 use botscope_core::outcome::Timed;
 use futures_util::future::BoxFuture;
@@ -10,11 +11,10 @@ use futures_util::stream::{BoxStream, StreamExt};
 use opentelemetry::StringValue;
 use opentelemetry::metrics::{Meter, MeterProvider};
 use sqlx::{Database, Either, Execute, Executor, Pool, SqlStr};
-use tokio::time::Instant;
 
 use crate::connection::InstrumentedConnection;
 use crate::metrics::{self, DEFAULT_TABLE_CAP, Metrics, SCOPE, VERSION};
-use crate::query::{self, Generator, TimedStream};
+use crate::query::{self, TimedStream};
 use crate::transaction::InstrumentedTransaction;
 
 /// An sqlx [`Pool`] whose queries, errors and connections are measured. See the [crate
@@ -162,7 +162,7 @@ impl<DB: Database> InstrumentedPool<DB> {
     /// Cancel safe: dropped before it resolves, no connection is taken from the pool and no
     /// wait is recorded.
     pub async fn acquire(&self) -> Result<InstrumentedConnection<DB>, sqlx::Error> {
-        let conn = self.metrics.acquire(&self.pool, Instant::now()).await?;
+        let conn = self.metrics.acquire(&self.pool, clock::now()).await?;
         Ok(InstrumentedConnection::new(conn, Arc::clone(&self.metrics)))
     }
 
@@ -180,7 +180,7 @@ impl<DB: Database> InstrumentedPool<DB> {
     /// `cancelled`.
     pub async fn begin(&self) -> Result<InstrumentedTransaction<DB>, sqlx::Error> {
         let metrics = &self.metrics;
-        let start = Instant::now();
+        let start = clock::now();
         let begin = async {
             let conn = metrics.acquire(&self.pool, start).await?;
             // What `Pool::begin` does, after the acquire it cannot time apart.
@@ -208,7 +208,7 @@ where
         let pool = self.pool.clone();
         let metrics = Arc::clone(&self.metrics);
         let (finish, query) = query::start(&self.metrics, query);
-        let start = Instant::now();
+        let start = clock::now();
         let row = async move {
             let mut conn = metrics.acquire(&pool, start).await?;
             answer(conn.fetch_optional(query).await?)
@@ -252,16 +252,16 @@ where
         let pool = self.pool.clone();
         let metrics = Arc::clone(&self.metrics);
         let (finish, query) = query::start(&self.metrics, query);
-        let start = Instant::now();
-        let rows = Generator::new(move |yielder| async move {
+        let start = clock::now();
+        // The stream owns the pool connection its inner stream borrows.
+        let rows = async_stream::try_stream! {
             let mut conn = metrics.acquire(&pool, start).await?;
             let mut stream = conn.fetch_many(query);
             while let Some(item) = stream.next().await {
-                yielder.send(item?).await;
+                yield item?;
             }
-            Ok(())
-        });
-        TimedStream::new_at(rows, finish, start).boxed()
+        };
+        TimedStream::new_at(Box::pin(rows), finish, start).boxed()
     }
 
     fn fetch_optional<'e, 'q: 'e, E>(
@@ -292,7 +292,7 @@ where
         let pool = self.pool.clone();
         let metrics = Arc::clone(&self.metrics);
         Box::pin(async move {
-            let mut conn = metrics.acquire(&pool, Instant::now()).await?;
+            let mut conn = metrics.acquire(&pool, clock::now()).await?;
             conn.prepare_with(sql, parameters).await
         })
     }
@@ -301,7 +301,7 @@ where
         let pool = self.pool.clone();
         let metrics = Arc::clone(&self.metrics);
         Box::pin(async move {
-            let mut conn = metrics.acquire(&pool, Instant::now()).await?;
+            let mut conn = metrics.acquire(&pool, clock::now()).await?;
             conn.describe(sql).await
         })
     }

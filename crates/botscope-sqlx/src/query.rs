@@ -1,18 +1,14 @@
-//! The pieces every executor shares: the query re-packed with its text read, a timed row
-//! stream, and a small generator for streams that own their pool connection.
+//! The pieces every executor shares: the query re-packed with its text read, and a timed row
+//! stream.
 
-use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
-use tokio::time::Instant;
 
-use futures_util::FutureExt;
-use futures_util::future::BoxFuture;
 use futures_util::stream::Stream;
 use sqlx::error::BoxDynError;
 use sqlx::{Database, Execute, SqlStr};
 
+use botscope_core::clock::{self, Instant};
 use botscope_core::outcome::Timer;
 
 use crate::metrics::{Metrics, Query};
@@ -92,7 +88,7 @@ pub(crate) struct TimedStream<S> {
 impl<S> TimedStream<S> {
     /// Times `inner` from now.
     pub(crate) fn new(inner: S, finish: Query) -> Self {
-        Self::new_at(inner, finish, Instant::now())
+        Self::new_at(inner, finish, clock::now())
     }
 
     /// Times `inner` from `start`.
@@ -150,79 +146,5 @@ impl<S> Drop for TimedStream<S> {
             timer.complete(&Ok(()));
         }
         // Else the timer's own drop records the stream as cancelled.
-    }
-}
-
-type Slot<T> = Arc<Mutex<Option<T>>>;
-
-/// A stream driven by a future that hands items out through a [`Yielder`]; this lets the
-/// future own the pool connection its inner stream borrows.
-pub(crate) struct Generator<'a, T> {
-    slot: Slot<T>,
-    future: Option<BoxFuture<'a, Result<(), sqlx::Error>>>,
-}
-
-impl<'a, T: Send + 'a> Generator<'a, T> {
-    pub(crate) fn new<F, Fut>(body: F) -> Self
-    where
-        F: FnOnce(Yielder<T>) -> Fut,
-        Fut: Future<Output = Result<(), sqlx::Error>> + Send + 'a,
-    {
-        let slot: Slot<T> = Arc::new(Mutex::new(None));
-        let future = body(Yielder {
-            slot: Arc::clone(&slot),
-        })
-        .boxed();
-        Self {
-            slot,
-            future: Some(future),
-        }
-    }
-}
-
-impl<T> Stream for Generator<'_, T> {
-    type Item = Result<T, sqlx::Error>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let Some(future) = self.future.as_mut() else {
-            return Poll::Ready(None);
-        };
-        match future.poll_unpin(cx) {
-            Poll::Ready(result) => {
-                self.future = None;
-                Poll::Ready(result.err().map(Err))
-            }
-            Poll::Pending => {
-                let taken = self
-                    .slot
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .take();
-                taken.map_or(Poll::Pending, |item| Poll::Ready(Some(Ok(item))))
-            }
-        }
-    }
-}
-
-/// The sending half of a [`Generator`].
-pub(crate) struct Yielder<T> {
-    slot: Slot<T>,
-}
-
-impl<T> Yielder<T> {
-    /// Hands `item` to the stream and suspends once, so the stream returns it.
-    pub(crate) async fn send(&self, item: T) {
-        *self.slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(item);
-        let mut yielded = false;
-        std::future::poll_fn(|_| {
-            if yielded {
-                Poll::Ready(())
-            } else {
-                // No wake-up needed: the generator returns the item and is polled again.
-                yielded = true;
-                Poll::Pending
-            }
-        })
-        .await;
     }
 }

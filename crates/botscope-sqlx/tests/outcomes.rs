@@ -21,17 +21,7 @@ const SLOW: &str = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM
 
 /// A one-connection pool, wrapped.
 async fn pool(options: SqlitePoolOptions) -> (InstrumentedPool<Sqlite>, TestMetrics) {
-    let metrics = TestMetrics::new("t");
-    let pool = options
-        .max_connections(1)
-        .acquire_timeout(Duration::from_secs(30))
-        .connect("sqlite::memory:")
-        .await
-        .expect("sqlite opens");
-    let pool = InstrumentedPool::builder(pool, "main")
-        .meter(metrics.meter())
-        .build();
-    (pool, metrics)
+    common::one_connection_sqlite("t", options).await
 }
 
 fn queries(s: &Scrape, operation: &str, table: &str, status: &str) -> f64 {

@@ -386,7 +386,25 @@ async fn postgres_killed_backend_is_io() {
         .await
         .unwrap();
     assert!(killed);
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // The backend sends its FATAL before it exits: once it has left pg_stat_activity, the
+    // message is on the connection.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let alive: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)")
+                .bind(pid)
+                .fetch_one(&killer)
+                .await
+                .unwrap();
+        if !alive {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "backend {pid} still alive"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 
     let err = sqlx::query("SELECT 1")
         .execute(&mut conn)

@@ -5,7 +5,10 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use botscope_sqlx::InstrumentedPool;
 use botscope_testkit::{Scrape, TestMetrics};
+use sqlx::Sqlite;
+use sqlx::sqlite::SqlitePoolOptions;
 
 /// A table name no other test (in this or another process) uses.
 pub fn unique(prefix: &str) -> String {
@@ -51,4 +54,23 @@ pub async fn settle(metrics: &TestMetrics, check: impl Fn(&Scrape) -> bool) -> S
 /// `N_database_connections{db, state}`.
 pub fn connections(scrape: &Scrape, db: &str, state: &str) -> Option<f64> {
     scrape.value("test_database_connections", &[("db", db), ("state", state)])
+}
+
+/// A one-connection in-memory SQLite pool, wrapped as `db=main`, recording into metrics of
+/// the namespace `namespace`.
+pub async fn one_connection_sqlite(
+    namespace: &str,
+    options: SqlitePoolOptions,
+) -> (InstrumentedPool<Sqlite>, TestMetrics) {
+    let metrics = TestMetrics::new(namespace);
+    let pool = options
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(30))
+        .connect("sqlite::memory:")
+        .await
+        .expect("sqlite opens");
+    let pool = InstrumentedPool::builder(pool, "main")
+        .meter(metrics.meter())
+        .build();
+    (pool, metrics)
 }
