@@ -4,6 +4,7 @@
 #[cfg(feature = "cache")]
 pub mod cache;
 pub mod commands;
+pub mod flags;
 pub mod interaction;
 #[cfg(feature = "lavalink")]
 pub mod lavalink;

@@ -20,6 +20,7 @@ use twilight_model::id::Id;
 use twilight_model::id::marker::GuildMarker;
 
 use crate::commands::CommandMetrics;
+use crate::flags::AckWatch;
 use crate::interaction::{self, DEFAULT_COMMAND_CAP};
 use crate::metrics::{
     CODE, COMMAND, COMMANDS_REFRESH_EVERY, DISCORD_GUILD_COUNT, DISCORD_UNAVAILABLE_GUILDS,
@@ -165,6 +166,7 @@ impl GatewayTapBuilder {
                 bot_user: AtomicU64::new(0),
                 voice: Mutex::new(HashMap::new()),
                 voice_metrics: OnceLock::new(),
+                ack_watch: AckWatch::default(),
             }
         });
         GatewayTap { inner }
@@ -374,6 +376,7 @@ struct Inner {
     /// The guilds whose voice channel the bot is in; dropping a guard lowers the gauge.
     voice: Mutex<HashMap<Id<GuildMarker>, GaugeGuard>>,
     voice_metrics: OnceLock<VoiceMetrics>,
+    ack_watch: AckWatch,
 }
 
 /// No status reported yet.
@@ -595,6 +598,7 @@ impl Inner {
         }
         if read_commands || matches!(event, Event::Ready(_)) {
             entry.read_commands(shard);
+            self.ack_watch.observe(shard, event);
         }
     }
 
