@@ -3,6 +3,8 @@
 
 mod error;
 mod facade_error;
+#[cfg(target_os = "linux")]
+mod process;
 mod server;
 pub mod system;
 mod telemetry;

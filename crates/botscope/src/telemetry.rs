@@ -208,7 +208,8 @@ impl TelemetryBuilder {
             #[cfg(target_os = "linux")]
             registry
                 .register(Box::new(
-                    prometheus::process_collector::ProcessCollector::for_self(),
+                    crate::process::ProcessMetrics::for_self()
+                        .map_err(|e| BuildError::with_source(BuildErrorType::Exporter, e))?,
                 ))
                 .map_err(|e| BuildError::with_source(BuildErrorType::Exporter, e))?;
         }
