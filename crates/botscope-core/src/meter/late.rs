@@ -8,7 +8,7 @@
 //! instrument; meters asked for after install are the real ones.
 
 use std::borrow::Cow;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 
 use opentelemetry::metrics::{
     AsyncInstrumentBuilder, BoundCounter, BoundGauge, BoundHistogram, BoundSyncInstrument,
@@ -23,11 +23,33 @@ pub(super) type Provider = Arc<dyn MeterProvider + Send + Sync>;
 
 static TARGET: OnceLock<Provider> = OnceLock::new();
 
-/// Binds an instrument to the installed provider.
+/// Registers an observable instrument's callbacks on the installed provider.
 type Registration = Box<dyn FnOnce() + Send>;
 
-/// Instruments built before install, in the order they were built.
-static PENDING: Mutex<Vec<Registration>> = Mutex::new(Vec::new());
+/// A sync instrument built before install: its real instrument is built at install.
+trait Resolve: Send + Sync {
+    fn resolve(&self);
+}
+
+enum Waiting {
+    Sync(Weak<dyn Resolve>),
+    Observable(Registration),
+}
+
+/// What install binds, in the order it was built.
+struct Pending {
+    waiting: Vec<Waiting>,
+    /// The length at which dropped sync instruments are swept out (a bot that builds
+    /// instruments per call and never installs must not grow this forever).
+    sweep_at: usize,
+}
+
+const FIRST_SWEEP: usize = 64;
+
+static PENDING: Mutex<Pending> = Mutex::new(Pending {
+    waiting: Vec::new(),
+    sweep_at: FIRST_SWEEP,
+});
 
 /// Binds every late meter to `provider`; `false` (and nothing changes) if one was installed
 /// before.
@@ -36,10 +58,17 @@ pub(super) fn install(provider: Provider) -> bool {
         return false;
     }
     // Set before the lock is taken: a registration that finds no target under the lock is
-    // queued before this drain, one that finds it registers itself (see `register`).
-    let pending = std::mem::take(&mut *PENDING.lock().unwrap_or_else(PoisonError::into_inner));
-    for registration in pending {
-        registration();
+    // queued before this drain, one that finds it binds itself (see `wait`).
+    let waiting = std::mem::take(&mut lock_pending().waiting);
+    for waiting in waiting {
+        match waiting {
+            Waiting::Sync(state) => {
+                if let Some(state) = state.upgrade() {
+                    state.resolve();
+                }
+            }
+            Waiting::Observable(registration) => registration(),
+        }
     }
     true
 }
@@ -57,13 +86,31 @@ pub(super) fn meter(scope: InstrumentationScope) -> Meter {
     }))))
 }
 
-fn register(registration: Registration) {
-    let mut pending = PENDING.lock().unwrap_or_else(PoisonError::into_inner);
+fn lock_pending() -> MutexGuard<'static, Pending> {
+    PENDING.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Queues `waiting` for install, or binds it now if install happened.
+fn wait(waiting: Waiting) {
+    let mut pending = lock_pending();
     if TARGET.get().is_some() {
         drop(pending);
-        registration();
-    } else {
-        pending.push(registration);
+        match waiting {
+            Waiting::Sync(state) => {
+                if let Some(state) = state.upgrade() {
+                    state.resolve();
+                }
+            }
+            Waiting::Observable(registration) => registration(),
+        }
+        return;
+    }
+    pending.waiting.push(waiting);
+    if pending.waiting.len() >= pending.sweep_at {
+        pending.waiting.retain(
+            |waiting| !matches!(waiting, Waiting::Sync(state) if state.strong_count() == 0),
+        );
+        pending.sweep_at = (pending.waiting.len() * 2).max(FIRST_SWEEP);
     }
 }
 
@@ -164,7 +211,9 @@ impl<T: Send + 'static, I: Real<T>> LateState<T, I> {
             None => {}
         }
     }
+}
 
+impl<T: Send + 'static, I: Real<T>> Resolve for LateState<T, I> {
     /// Builds the real instrument and records what was held.
     fn resolve(&self) {
         let Some(meter) = self.meter.real() else {
@@ -254,22 +303,18 @@ impl LateInstruments {
             real: OnceLock::new(),
             held: Mutex::new(Vec::new()),
         });
-        let weak = Arc::downgrade(&state);
-        register(Box::new(move || {
-            if let Some(state) = weak.upgrade() {
-                state.resolve();
-            }
-        }));
+        let weak: Weak<dyn Resolve> = Arc::downgrade(&state) as Weak<LateState<T, I>>;
+        wait(Waiting::Sync(weak));
         Arc::new(LateSync(state))
     }
 
     fn observable(&self, registration: impl FnOnce(&Meter) + Send + 'static) {
         let meter = Arc::clone(&self.0);
-        register(Box::new(move || {
+        wait(Waiting::Observable(Box::new(move || {
             if let Some(real) = meter.real() {
                 registration(real);
             }
-        }));
+        })));
     }
 }
 
@@ -381,6 +426,12 @@ mod tests {
             .u64_observable_gauge("observed")
             .with_callback(|observer| observer.observe(7, &[]))
             .build();
+        // a bot that builds instruments per call and has not installed yet: the dropped
+        // ones are swept out of the queue
+        for _ in 0..1_000 {
+            meter.u64_counter("per_call").build().add(1, &[]);
+        }
+        assert!(super::lock_pending().waiting.len() < 2 * super::FIRST_SWEEP);
         counter.add(100, &[KeyValue::new("when", "before")]);
         bound.record(100.0);
         gauge.add(1, &[]);
