@@ -40,13 +40,16 @@ const UNMATCHABLE: &str =
 async fn two_demo_processes_scraped_by_prometheus() {
     let shard0 = Demo::start(0, 0, 2).await;
     let shard1 = Demo::start(1, 1, 2).await;
-    let rules = repo_file("examples/prometheus/rules.yml");
+    let rules = [
+        repo_file("examples/prometheus/rules.yml"),
+        repo_file("examples/prometheus/slo.yml"),
+    ];
     let prometheus = Prometheus::start(
         &[
             ("disruptor", shard0.metrics_addr()),
             ("disruptor", shard1.metrics_addr()),
         ],
-        &[rules],
+        &rules,
     )
     .await;
     prometheus
@@ -73,6 +76,23 @@ async fn two_demo_processes_scraped_by_prometheus() {
             Duration::from_secs(30),
         )
         .await;
+    // The SLO error ratios of slo.yml have data for every SLO the demo exercises.
+    let slos = prometheus
+        .wait_for(
+            r#"count by (slo) (disruptor:slo_errors:ratio_rate5m)"#,
+            Duration::from_secs(30),
+        )
+        .await;
+    let mut seen: Vec<&str> = slos
+        .iter()
+        .filter_map(|s| s["metric"]["slo"].as_str())
+        .collect();
+    seen.sort_unstable();
+    assert_eq!(
+        seen,
+        ["commands", "database", "interactions", "jobs", "rest"],
+        "{slos:?}"
+    );
 
     // One Prometheus, two processes: each shard is counted exactly once.
     let per_shard = prometheus

@@ -9,7 +9,7 @@ use botscope_tests::prometheus::check_metrics;
 
 /// Every family of the catalogue as the demo (namespace `disruptor`, feature `jemalloc`)
 /// exposes it, by the sample name a histogram or counter shows.
-const FAMILIES: [&str; 55] = [
+const FAMILIES: [&str; 57] = [
     "disruptor_scheduler_job_duration_seconds_bucket",
     "disruptor_scheduler_jobs_total",
     "disruptor_scheduler_active_jobs",
@@ -66,6 +66,9 @@ const FAMILIES: [&str; 55] = [
     "disruptor_gateway_identify_queue_depth",
     "disruptor_gateway_dispatch_lag_seconds_bucket",
     "disruptor_cache_entries",
+    // runtime health
+    "disruptor_runtime_lag_seconds_bucket",
+    "disruptor_runtime_worker_busy_ratio",
 ];
 
 /// A series the demo's interactions must show, and how to tell it is there.
@@ -296,4 +299,37 @@ async fn semconv_naming_shows_the_conventions_names() {
         assert!(!scrape.has(replaced), "{replaced} still there");
     }
     check_metrics(&text);
+}
+
+#[tokio::test]
+#[ignore = "needs the built demo: run by .ci/run"]
+async fn a_stalled_runtime_shows_in_the_lag_histogram_within_a_minute() {
+    let started = Instant::now();
+    let demo = Demo::start_with(0, 1, 2, &[("DISRUPTOR_STALL", "1")]).await;
+    // The first stall comes at start-up, the next 30 s later: two within a minute.
+    let mut stalls = 0.0;
+    loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(70),
+            "{stalls} late wake-ups after 70 s"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let scrape = Scrape::parse(
+            &client::get(demo.metrics_addr(), "/metrics")
+                .await
+                .expect("scrape")
+                .text(),
+        );
+        let count = scrape.value("disruptor_runtime_lag_seconds_count", &[]);
+        let fast = scrape.value("disruptor_runtime_lag_seconds_bucket", &[("le", "0.5")]);
+        // RuntimeStalled's expression, over the whole run: wake-ups at least 0.5 s late.
+        stalls = count.zip(fast).map_or(0.0, |(count, fast)| count - fast);
+        if stalls >= 2.0 {
+            let sum = scrape
+                .value("disruptor_runtime_lag_seconds_sum", &[])
+                .expect("lag sum");
+            assert!(sum >= 1.6, "two 1 s stalls, lag sum {sum}");
+            break;
+        }
+    }
 }

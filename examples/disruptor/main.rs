@@ -72,6 +72,8 @@ struct Settings {
     naming: Naming,
     shards: Range<u32>,
     total: u32,
+    /// `DISRUPTOR_STALL`: how long to block every runtime worker, every 30 s.
+    stall: Option<Duration>,
 }
 
 impl Settings {
@@ -105,7 +107,21 @@ impl Settings {
             ))?,
             None => Naming::Botscope,
         };
+        let stall = match var("DISRUPTOR_STALL") {
+            Some(seconds) => Some(
+                seconds
+                    .parse::<f64>()
+                    .ok()
+                    .and_then(|s| Duration::try_from_secs_f64(s).ok())
+                    .filter(|d| !d.is_zero() && *d < STALL_EVERY)
+                    .ok_or(format!(
+                        "DISRUPTOR_STALL={seconds:?}: expected seconds above 0 and below 30, such as 1"
+                    ))?,
+            ),
+            None => None,
+        };
         Ok(Self {
+            stall,
             token: var("DISCORD_TOKEN"),
             database_url: var("DATABASE_URL"),
             listen: var("BOTSCOPE_LISTEN").unwrap_or_else(|| DEFAULT_LISTEN.to_string()),
@@ -113,6 +129,30 @@ impl Settings {
             shards,
             total,
         })
+    }
+}
+
+/// How often `DISRUPTOR_STALL` blocks the runtime.
+const STALL_EVERY: Duration = Duration::from_secs(30);
+
+/// What a handler that makes a synchronous call does to a bot: every `STALL_EVERY`, blocks
+/// each runtime worker for `stall`, so the runtime-lag panel and the `RuntimeStalled` alert
+/// have something to show. (One blocked worker of several shows only in the busy-ratio
+/// panel: the others keep running the lag probe.)
+async fn stall_runtime(stall: Duration) {
+    let mut every = tokio::time::interval(STALL_EVERY);
+    loop {
+        every.tick().await;
+        let runtime = tokio::runtime::Handle::current();
+        let workers = runtime.metrics().num_workers();
+        // Spawned from outside the workers, the blocking tasks wait in the shared queue,
+        // where each idle worker takes one.
+        let _ = tokio::task::spawn_blocking(move || {
+            for _ in 0..workers {
+                runtime.spawn(async move { std::thread::sleep(stall) });
+            }
+        })
+        .await;
     }
 }
 
@@ -233,6 +273,10 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let cleanup = Job::new("audio_cleanup", move || audio_cleanup(Arc::clone(&cleaner)))?;
     cron::add_cron_job(&scheduler, &registry, "*/5 * * * * *", cleanup).await?;
     scheduler.start().await?;
+
+    if let Some(stall) = settings.stall {
+        tokio::spawn(stall_runtime(stall));
+    }
 
     let traffic = sim
         .clone()

@@ -38,7 +38,7 @@ use std::fmt;
 use http::{HeaderMap, StatusCode, header};
 
 use crate::interaction::DiscordErrorCode;
-use crate::ratelimit::RateLimitScope;
+use crate::scope::RateLimitScope;
 
 pub use crate::interaction::MAX_ERROR_BODY;
 

@@ -6,15 +6,20 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use botscope_core::buckets::default_buckets;
+use botscope_core::clock::{self, Instant};
 use botscope_core::naming::{ERROR_TYPE, ERROR_TYPE_OTHER, Naming};
 use http::StatusCode;
 use opentelemetry::metrics::{
     BoundHistogram, BoundUpDownCounter, Counter, Gauge, Histogram, Meter, ObservableGauge,
 };
 use opentelemetry::{KeyValue, StringValue, Value};
-use tokio::time::Instant;
 
-use crate::forward::ForwardErrorType;
+use crate::failure::{BodyErrorKind, ForwardErrorType};
+use crate::labels::{
+    ENDPOINT, HTTP_REQUEST_METHOD, HTTP_RESPONSE_STATUS_CODE, KIND, METHOD, SERVER_ADDRESS,
+    SERVER_PORT, STATUS_CANCELLED, STATUS_CLIENT_ERROR, STATUS_CODE, STATUS_ERROR, STATUS_PANIC,
+    STATUS_TIMEOUT, URL_TEMPLATE, kv, semconv_method, status_value,
+};
 use crate::session::SessionStartLimit;
 
 /// Counter `N_discord_api_requests_total{endpoint,method,status_code}`.
@@ -68,42 +73,8 @@ pub const HTTP_CLIENT_REQUEST_DURATION: &str = "http.client.request.duration";
 pub const HTTP_CLIENT_REQUEST_DURATION_BUCKETS: [f64; 14] = [
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 ];
-/// The well-known methods of the conventions (RFC 9110 and PATCH); any other is `_OTHER`.
-pub(crate) const HTTP_METHODS: [&str; 9] = [
-    "CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE",
-];
-/// Where Discord's API answers: the default `server.address` and `server.port`.
-pub(crate) const DISCORD_SERVER: (&str, u16) = ("discord.com", 443);
-
-pub(crate) const HTTP_REQUEST_METHOD: &str = "http.request.method";
-pub(crate) const HTTP_RESPONSE_STATUS_CODE: &str = "http.response.status_code";
-pub(crate) const SERVER_ADDRESS: &str = "server.address";
-pub(crate) const SERVER_PORT: &str = "server.port";
-pub(crate) const URL_TEMPLATE: &str = "url.template";
-
-/// The `status_code` value of a transport failure or a service error.
-pub const STATUS_ERROR: &str = "error";
-/// The `status_code` value of an upstream timeout.
-pub const STATUS_TIMEOUT: &str = "timeout";
-/// The `status_code` value of a request the client spoiled: its body was malformed, or it hung
-/// up mid-upload (the proxy's 400, marked [`ForwardErrorType::ClientBody`]).
-///
-/// [`ForwardErrorType::ClientBody`]: crate::ForwardErrorType::ClientBody
-pub const STATUS_CLIENT_ERROR: &str = "client_error";
-/// The `status_code` value of a request dropped before its response head (the caller gave up).
-pub const STATUS_CANCELLED: &str = botscope_core::status::CANCELLED;
-/// The `status_code` value of a request whose inner future panicked.
-pub const STATUS_PANIC: &str = botscope_core::status::PANIC;
-
 /// The window of [`INVALID_REQUESTS`]: Discord bans an IP after 10,000 in 10 minutes.
 pub const INVALID_WINDOW: Duration = Duration::from_secs(600);
-
-pub(crate) const ENDPOINT: &str = "endpoint";
-pub(crate) const METHOD: &str = "method";
-pub(crate) const STATUS_CODE: &str = "status_code";
-pub(crate) const SCOPE: &str = "scope";
-pub(crate) const OUTCOME: &str = "outcome";
-pub(crate) const KIND: &str = "kind";
 
 /// How a request ended, as its count and duration record it.
 #[derive(Clone, Copy, Debug)]
@@ -149,7 +120,7 @@ pub(crate) struct Instruments {
     pub(crate) interaction_followups: Counter<u64>,
     pub(crate) clock_skew: Counter<u64>,
     pub(crate) edge_errors: Counter<u64>,
-    pub(crate) body_errors: Counter<u64>,
+    body_errors: BodyErrors,
     session_starts_remaining: Gauge<u64>,
     session_starts_total_limit: Gauge<u64>,
     session_starts_reset: Gauge<f64>,
@@ -249,12 +220,14 @@ impl Instruments {
                     "Discord REST answers from its edge (Cloudflare), not its API, by kind",
                 )
                 .build(),
-            body_errors: meter
-                .u64_counter(BODY_ERRORS)
-                .with_description(
-                    "Discord REST answers whose body failed after the head, by endpoint, method and kind",
-                )
-                .build(),
+            body_errors: BodyErrors(
+                meter
+                    .u64_counter(BODY_ERRORS)
+                    .with_description(
+                        "Discord REST answers whose body failed after the head, by endpoint, method and kind",
+                    )
+                    .build(),
+            ),
             session_starts_remaining: meter
                 .u64_gauge(SESSION_STARTS_REMAINING)
                 .with_description("Gateway session starts left until the reset (GET /gateway/bot)")
@@ -357,7 +330,7 @@ impl Instruments {
     /// Records the latency of a callback for interaction `id` forwarded now; whether it is
     /// late (past Discord's deadline).
     pub(crate) fn callback_latency(&self, id: u64) -> bool {
-        match botscope_core::snowflake::age(id, std::time::SystemTime::now()) {
+        match botscope_core::snowflake::age_now(id) {
             Some(latency) => {
                 self.interaction_response.record(latency.as_secs_f64());
                 latency > crate::interaction::RESPONSE_DEADLINE
@@ -371,32 +344,73 @@ impl Instruments {
     }
 }
 
+impl Instruments {
+    /// The handle the forwarder reports bodies failed after their head through.
+    pub(crate) fn body_errors(&self) -> BodyErrors {
+        self.body_errors.clone()
+    }
+}
+
+/// What the forwarder reports: `N_discord_api_body_errors_total`, the one measurement taken
+/// below the metrics layer (a body fails after the layer has seen its head). A counter
+/// handle, cheap to clone.
+#[derive(Clone)]
+pub(crate) struct BodyErrors(Counter<u64>);
+
+impl BodyErrors {
+    /// Counts one body of a request to `endpoint` with `method` that failed as `kind`.
+    pub(crate) fn record(&self, endpoint: &StringValue, method: &'static str, kind: BodyErrorKind) {
+        self.0.add(
+            1,
+            &[
+                kv(ENDPOINT, Value::String(endpoint.clone())),
+                kv(METHOD, method),
+                kv(KIND, kind.as_str()),
+            ],
+        );
+    }
+}
+
+impl fmt::Debug for BodyErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BodyErrors").finish_non_exhaustive()
+    }
+}
+
+/// `N_discord_api_ratelimit_wait_seconds{endpoint}`: the instrument of the ratelimit layer.
+pub(crate) struct RatelimitWait(Histogram<f64>);
+
+impl RatelimitWait {
+    pub(crate) fn new(meter: &Meter) -> Self {
+        Self(
+            meter
+                .f64_histogram(RATELIMIT_WAIT)
+                .with_description("Time a Discord REST request waited for its ratelimit bucket")
+                .with_unit(SECONDS)
+                .with_boundaries(default_buckets())
+                .build(),
+        )
+    }
+
+    /// Records that a request to `endpoint` waited `waited` for its turn.
+    pub(crate) fn record(&self, endpoint: &StringValue, waited: Duration) {
+        self.0.record(
+            waited.as_secs_f64(),
+            &[kv(ENDPOINT, Value::String(endpoint.clone()))],
+        );
+    }
+}
+
+impl fmt::Debug for RatelimitWait {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RatelimitWait").finish_non_exhaustive()
+    }
+}
+
 impl fmt::Debug for Instruments {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Instruments").finish_non_exhaustive()
     }
-}
-
-/// The `status_code` value of a status, without allocating for the common ones.
-pub(crate) fn status_value(status: http::StatusCode) -> Value {
-    let known = match status.as_u16() {
-        200 => "200",
-        201 => "201",
-        204 => "204",
-        304 => "304",
-        400 => "400",
-        401 => "401",
-        403 => "403",
-        404 => "404",
-        405 => "405",
-        429 => "429",
-        500 => "500",
-        502 => "502",
-        503 => "503",
-        504 => "504",
-        other => return Value::from(other.to_string()),
-    };
-    Value::from(known)
 }
 
 /// `server.address` and `server.port` of an upstream base URL (the port of its scheme when
@@ -420,15 +434,6 @@ pub(crate) fn server_of(url: &str) -> Option<(StringValue, u16)> {
     ))
 }
 
-/// `http.request.method`: a well-known method of the conventions ([`HTTP_METHODS`]), else
-/// `_OTHER`.
-pub(crate) fn semconv_method(method: &http::Method) -> &'static str {
-    HTTP_METHODS
-        .into_iter()
-        .find(|known| *known == method.as_str())
-        .unwrap_or(ERROR_TYPE_OTHER)
-}
-
 /// `error.type` of a request under the conventions, `None` for a success: the status code
 /// of an answer of 400 or more (as the HTTP conventions ask), else a word of a closed set —
 /// `timeout` (the proxy's 504), `unreachable`, `invalid_uri`, `no_crypto_provider` (its
@@ -449,10 +454,6 @@ pub(crate) fn semconv_error_type(end: End) -> Option<Value> {
         End::Cancelled => STATUS_CANCELLED,
     };
     Some(Value::from(word))
-}
-
-pub(crate) fn kv(key: &'static str, value: impl Into<Value>) -> KeyValue {
-    KeyValue::new(key, value)
 }
 
 /// Events per second over the last [`INVALID_WINDOW`], in a ring of per-second atomics.
@@ -480,16 +481,14 @@ impl SlidingWindow {
     pub(crate) fn new() -> Self {
         let slots = INVALID_WINDOW.as_secs() as usize;
         Self {
-            start: Instant::now(),
+            start: clock::now(),
             slots: (0..slots).map(|_| AtomicU64::new(0)).collect(),
         }
     }
 
     /// The tag of the current second: seconds since `start`, plus one (136 years fit).
     fn now_tag(&self) -> u32 {
-        let second = Instant::now()
-            .saturating_duration_since(self.start)
-            .as_secs();
+        let second = clock::now().saturating_duration_since(self.start).as_secs();
         u32::try_from(second.saturating_add(1)).unwrap_or(u32::MAX)
     }
 
@@ -614,13 +613,7 @@ mod tests {
     }
 
     #[test]
-    fn semconv_methods_and_error_types() {
-        assert_eq!(semconv_method(&http::Method::HEAD), "HEAD");
-        assert_eq!(semconv_method(&http::Method::PATCH), "PATCH");
-        assert_eq!(
-            semconv_method(&http::Method::from_bytes(b"PURGE").unwrap()),
-            "_OTHER"
-        );
+    fn semconv_error_types() {
         let error = |end| semconv_error_type(end).map(|v| v.as_str().into_owned());
         assert_eq!(error(End::Head(StatusCode::OK)), None);
         assert_eq!(error(End::Head(StatusCode::FOUND)), None);
@@ -647,11 +640,5 @@ mod tests {
         assert_eq!(error(End::Error).as_deref(), Some("_OTHER"));
         assert_eq!(error(End::Cancelled).as_deref(), Some("cancelled"));
         assert_eq!(error(End::Panicked).as_deref(), Some("panic"));
-    }
-
-    #[test]
-    fn common_status_codes_are_static() {
-        assert_eq!(status_value(http::StatusCode::OK).as_str(), "200");
-        assert_eq!(status_value(http::StatusCode::IM_A_TEAPOT).as_str(), "418");
     }
 }

@@ -1,30 +1,40 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-pub mod body;
-mod connections;
+// The floors, bottom up; a module imports only from the floors below it.
+// 1. Vocabulary: route templates, label keys and values, the ratelimit scope, failure and edge
+//    markers, interaction codes, session limits.
 pub mod edge;
-pub mod forward;
-mod instruments;
+mod failure;
 pub mod interaction;
-pub mod metrics;
-pub mod proxy;
-pub mod ratelimit;
+mod labels;
 pub mod route;
+mod scope;
 pub mod session;
+// 2. Instruments: every instrument of the crate, built once.
+mod instruments;
+// 3. The tower layers and the innermost service.
+pub mod forward;
+pub mod metrics;
+pub mod ratelimit;
+// 4. The proxy, which stacks them behind a server.
+pub mod proxy;
 
-pub use body::{BodyErrorKind, UpstreamBody};
 pub use edge::{EdgeErrorKind, ErrorBody};
-pub use forward::{Forward, ForwardErrorType};
+pub use failure::{BodyErrorKind, ForwardErrorType};
+pub use forward::Forward;
+pub use forward::body::{self, UpstreamBody};
 pub use instruments::{
     BODY_ERRORS, CLOCK_SKEW, EDGE_ERRORS, HTTP_CLIENT_REQUEST_DURATION,
     HTTP_CLIENT_REQUEST_DURATION_BUCKETS, INTERACTION_FOLLOWUPS, INTERACTION_RESPONSE,
     INTERACTION_RESPONSES, INVALID_REQUESTS, INVALID_WINDOW, MAX_CONCURRENCY, RATELIMIT_WAIT,
     RATELIMITED, REQUEST_DURATION, REQUESTS, REQUESTS_IN_FLIGHT, SECONDS, SESSION_STARTS_REMAINING,
-    SESSION_STARTS_RESET, SESSION_STARTS_TOTAL_LIMIT, STATUS_CANCELLED, STATUS_CLIENT_ERROR,
-    STATUS_ERROR, STATUS_PANIC, STATUS_TIMEOUT,
+    SESSION_STARTS_RESET, SESSION_STARTS_TOTAL_LIMIT,
 };
 pub use interaction::DiscordErrorCode;
+pub use labels::{
+    STATUS_CANCELLED, STATUS_CLIENT_ERROR, STATUS_ERROR, STATUS_PANIC, STATUS_TIMEOUT,
+};
 pub use metrics::{DiscordMetrics, DiscordMetricsLayer, DiscordMetricsLayerBuilder};
 pub use proxy::{DiscordProxy, DiscordProxyBuilder, ProxyError, ProxyErrorType};
 pub use ratelimit::{RateLimit, RateLimitLayer, RateLimitLayerBuilder, RateLimitScope};

@@ -193,40 +193,77 @@ pub fn is_known_word(segment: &str) -> bool {
     WORDS.binary_search(&segment).is_ok()
 }
 
+/// The placeholder of an id, by the path word before it: the one table of id placeholders
+/// (an id after any other segment is [`ID`]). Sorted by word (byte order), for binary search.
+const ID_PLACEHOLDERS: &[(&str, &str)] = &[
+    ("answers", "{answer_id}"),
+    ("application-emojis", "{emoji_id}"),
+    ("applications", "{application_id}"),
+    ("bans", USER_ID),
+    ("channels", "{channel_id}"),
+    ("commands", "{command_id}"),
+    ("dms", USER_ID),
+    ("emojis", "{emoji_id}"),
+    ("entitlements", "{entitlement_id}"),
+    ("exceptions", EXCEPTION_ID),
+    ("guilds", "{guild_id}"),
+    ("integrations", "{integration_id}"),
+    ("interactions", INTERACTION_ID),
+    ("lobbies", "{lobby_id}"),
+    ("members", USER_ID),
+    ("messages", "{message_id}"),
+    ("permissions", "{overwrite_id}"),
+    ("pins", "{message_id}"),
+    ("polls", "{message_id}"),
+    ("recipients", USER_ID),
+    ("requests", "{request_id}"),
+    ("roles", "{role_id}"),
+    ("rules", "{rule_id}"),
+    ("scheduled-events", EVENT_ID),
+    ("skus", "{sku_id}"),
+    ("soundboard-sounds", "{sound_id}"),
+    ("stage-instances", "{channel_id}"),
+    ("sticker-packs", "{pack_id}"),
+    ("stickers", "{sticker_id}"),
+    ("subscriptions", "{subscription_id}"),
+    ("thread-members", USER_ID),
+    ("threads", "{thread_id}"),
+    ("users", USER_ID),
+    ("voice-states", USER_ID),
+    ("webhooks", WEBHOOK_ID),
+];
+
+// The placeholders the walk names itself, besides the table's.
+const USER_ID: &str = "{user_id}";
+const EXCEPTION_ID: &str = "{exception_id}";
+const INTERACTION_ID: &str = "{interaction_id}";
+const EVENT_ID: &str = "{event_id}";
+const WEBHOOK_ID: &str = "{webhook_id}";
+/// An id after a segment that names nothing.
+const ID: &str = "{id}";
+/// The second user of a DM (`/partner-sdk/dms/{user_id}/{other_user_id}`).
+const OTHER_USER_ID: &str = "{other_user_id}";
+const EMOJI: &str = "{emoji}";
+const CODE: &str = "{code}";
+const WEBHOOK_TOKEN: &str = "{webhook_token}";
+const INTERACTION_TOKEN: &str = "{interaction_token}";
+
+/// Every placeholder that is not in [`ID_PLACEHOLDERS`].
+const OTHER_PLACEHOLDERS: [&str; 7] = [
+    ID,
+    OTHER_USER_ID,
+    EMOJI,
+    CODE,
+    WEBHOOK_TOKEN,
+    INTERACTION_TOKEN,
+    PARAM,
+];
+
 /// The placeholder of an id following `previous`.
 fn id_placeholder(previous: &str) -> &'static str {
-    match previous {
-        "applications" => "{application_id}",
-        "bans" | "members" | "users" | "recipients" | "thread-members" | "voice-states" => {
-            "{user_id}"
-        }
-        "channels" | "stage-instances" => "{channel_id}",
-        "commands" => "{command_id}",
-        "emojis" | "application-emojis" => "{emoji_id}",
-        "dms" => "{user_id}",
-        "entitlements" => "{entitlement_id}",
-        "exceptions" => "{exception_id}",
-        "guilds" => "{guild_id}",
-        "integrations" => "{integration_id}",
-        "interactions" => "{interaction_id}",
-        "lobbies" => "{lobby_id}",
-        "messages" | "pins" => "{message_id}",
-        "answers" => "{answer_id}",
-        "permissions" => "{overwrite_id}",
-        "polls" => "{message_id}",
-        "requests" => "{request_id}",
-        "roles" => "{role_id}",
-        "rules" => "{rule_id}",
-        "scheduled-events" => "{event_id}",
-        "skus" => "{sku_id}",
-        "soundboard-sounds" => "{sound_id}",
-        "sticker-packs" => "{pack_id}",
-        "stickers" => "{sticker_id}",
-        "subscriptions" => "{subscription_id}",
-        "threads" => "{thread_id}",
-        "webhooks" => "{webhook_id}",
-        _ => "{id}",
-    }
+    ID_PLACEHOLDERS
+        .binary_search_by(|(word, _)| (*word).cmp(previous))
+        .map_or(ID, |found| ID_PLACEHOLDERS[found].1)
 }
 
 /// Whether `segment` looks like a snowflake id.
@@ -353,19 +390,17 @@ fn walk(rest: &str, template: &mut String, mut limiter: Option<LimiterPath<'_>>)
             continue;
         }
         let piece: &str = match (previous, kind) {
-            ("reactions", _) => "{emoji}",
-            ("invites" | "templates", _) => "{code}",
-            ("{webhook_id}", Segment::Id | Segment::Other) if before_previous == "webhooks" => {
-                "{webhook_token}"
+            ("reactions", _) => EMOJI,
+            ("invites" | "templates", _) => CODE,
+            (WEBHOOK_ID, Segment::Id | Segment::Other) if before_previous == "webhooks" => {
+                WEBHOOK_TOKEN
             }
-            ("{interaction_id}", _) if before_previous == "interactions" => "{interaction_token}",
-            ("{emoji}", Segment::Id) => "{user_id}",
+            (INTERACTION_ID, _) if before_previous == "interactions" => INTERACTION_TOKEN,
+            (EMOJI, Segment::Id) => USER_ID,
             // `/partner-sdk/dms/{user_id}/{other_user_id}`: a DM names both of its users.
-            ("{user_id}", Segment::Id) if before_previous == "dms" => "{other_user_id}",
+            (USER_ID, Segment::Id) if before_previous == "dms" => OTHER_USER_ID,
             // `/scheduled-events/{event_id}/{exception_id}/users`: one occurrence of a series.
-            ("{event_id}", Segment::Id) if before_previous == "scheduled-events" => {
-                "{exception_id}"
-            }
+            (EVENT_ID, Segment::Id) if before_previous == "scheduled-events" => EXCEPTION_ID,
             (_, Segment::Id) => id_placeholder(previous),
             (_, Segment::Word(word)) => word,
             (_, Segment::Other) => PARAM,
@@ -673,41 +708,17 @@ impl fmt::Debug for Routes {
 
 /// Every piece a template can be made of (path words, placeholders), for tests and docs.
 pub fn vocabulary() -> impl Iterator<Item = &'static str> {
-    const PLACEHOLDERS: &[&str] = &[
-        "{application_id}",
-        "{user_id}",
-        "{channel_id}",
-        "{command_id}",
-        "{emoji_id}",
-        "{entitlement_id}",
-        "{exception_id}",
-        "{guild_id}",
-        "{integration_id}",
-        "{interaction_id}",
-        "{lobby_id}",
-        "{message_id}",
-        "{other_user_id}",
-        "{answer_id}",
-        "{overwrite_id}",
-        "{request_id}",
-        "{role_id}",
-        "{rule_id}",
-        "{event_id}",
-        "{sku_id}",
-        "{sound_id}",
-        "{pack_id}",
-        "{sticker_id}",
-        "{subscription_id}",
-        "{thread_id}",
-        "{webhook_id}",
-        "{id}",
-        "{emoji}",
-        "{code}",
-        "{webhook_token}",
-        "{interaction_token}",
-        PARAM,
-    ];
-    WORDS.iter().chain(PLACEHOLDERS).copied()
+    let table = ID_PLACEHOLDERS
+        .iter()
+        .enumerate()
+        .filter(|(index, (_, placeholder))| {
+            // Each placeholder once, though several words share it.
+            !ID_PLACEHOLDERS[..*index]
+                .iter()
+                .any(|(_, earlier)| earlier == placeholder)
+        })
+        .map(|(_, (_, placeholder))| *placeholder);
+    WORDS.iter().copied().chain(table).chain(OTHER_PLACEHOLDERS)
 }
 
 #[cfg(test)]
@@ -720,6 +731,11 @@ mod tests {
             WORDS.windows(2).all(|w| w[0] < w[1]),
             "WORDS must stay sorted"
         );
+        assert!(
+            ID_PLACEHOLDERS.windows(2).all(|w| w[0].0 < w[1].0),
+            "ID_PLACEHOLDERS must stay sorted"
+        );
+        assert!(ID_PLACEHOLDERS.iter().all(|(word, _)| is_known_word(word)));
     }
 
     #[test]

@@ -62,6 +62,9 @@ impl fmt::Display for BuildError {
                 "no tokio runtime: call install() from inside a tokio runtime (for example in #[tokio::main])",
             ),
             BuildErrorType::Exporter => f.write_str("the prometheus exporter could not be built"),
+            BuildErrorType::InvalidRuntimeLagPeriod => f.write_str(
+                "the runtime lag period is zero: pass a period such as 100ms, or None for no probe",
+            ),
         }
     }
 }
@@ -100,6 +103,9 @@ pub enum BuildErrorType {
     NoRuntime,
     /// The OpenTelemetry Prometheus exporter or the process collector failed to register.
     Exporter,
+    /// [`TelemetryBuilder::runtime_lag`](crate::TelemetryBuilder::runtime_lag) was given a
+    /// period of zero.
+    InvalidRuntimeLagPeriod,
 }
 
 #[cfg(test)]
@@ -124,6 +130,7 @@ mod tests {
             BuildErrorType::InvalidBearerToken,
             BuildErrorType::NoRuntime,
             BuildErrorType::Exporter,
+            BuildErrorType::InvalidRuntimeLagPeriod,
         ];
         for kind in kinds {
             let message = BuildError::new(kind).to_string();

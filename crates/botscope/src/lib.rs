@@ -5,6 +5,7 @@ mod error;
 mod facade_error;
 #[cfg(target_os = "linux")]
 mod process;
+pub mod runtime;
 mod server;
 pub mod system;
 mod telemetry;

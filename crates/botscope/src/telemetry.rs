@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use botscope_core::naming::Naming;
 use opentelemetry::metrics::{Meter, MeterProvider};
@@ -62,6 +63,7 @@ pub struct TelemetryBuilder {
     service_name: Option<String>,
     serve: bool,
     system_metrics: bool,
+    runtime_lag: Option<Duration>,
     set_global: bool,
     naming: Naming,
 }
@@ -79,6 +81,7 @@ impl fmt::Debug for TelemetryBuilder {
             .field("service_name", &self.service_name)
             .field("serve", &self.serve)
             .field("system_metrics", &self.system_metrics)
+            .field("runtime_lag", &self.runtime_lag)
             .field("set_global", &self.set_global)
             .field("naming", &self.naming)
             .finish()
@@ -94,6 +97,7 @@ impl Default for TelemetryBuilder {
             service_name: None,
             serve: true,
             system_metrics: true,
+            runtime_lag: Some(crate::runtime::DEFAULT_LAG_PERIOD),
             set_global: true,
             naming: Naming::Botscope,
         }
@@ -145,6 +149,15 @@ impl TelemetryBuilder {
         self
     }
 
+    /// How often the runtime-lag probe wakes up to measure `N_runtime_lag_seconds` (default
+    /// 100 ms), or `None` for no probe. It runs with the system metrics, on the runtime
+    /// `install` is called in, and stops when the [`Telemetry`] is dropped or shut down.
+    /// A period of zero is refused by [`install`](Self::install).
+    pub fn runtime_lag(mut self, period: Option<Duration>) -> Self {
+        self.runtime_lag = period;
+        self
+    }
+
     /// Whether to make the provider the global OpenTelemetry meter provider and the one
     /// botscope's crates record through when given no meter (default `true`): those built
     /// before install report from install on (see `botscope_core::meter::install_provider`;
@@ -183,6 +196,9 @@ impl TelemetryBuilder {
         if let Some(token) = &self.bearer_token {
             validate_bearer_token(token)?;
         }
+        if self.runtime_lag.is_some_and(|period| period.is_zero()) {
+            return Err(BuildError::new(BuildErrorType::InvalidRuntimeLagPeriod));
+        }
         // Serving and the runtime gauges need a Tokio runtime; the exporter alone does not
         // (botscope-testkit's `TestMetrics` builds one outside any runtime).
         let runtime = (self.serve || self.system_metrics)
@@ -203,8 +219,14 @@ impl TelemetryBuilder {
 
         let (registry, provider) = exporter(&self.namespace, self.service_name, self.naming)?;
 
+        let mut lag_probe = None;
         if let Some(runtime) = runtime.filter(|_| self.system_metrics) {
-            crate::system::register(&provider.meter_with_scope(scope()), runtime);
+            let meter = provider.meter_with_scope(scope());
+            lag_probe = self
+                .runtime_lag
+                .map(|period| crate::runtime::spawn_lag_probe(&meter, &runtime, period));
+            crate::runtime::register_busy_ratio(&meter, runtime.clone());
+            crate::system::register(&meter, runtime);
             #[cfg(target_os = "linux")]
             registry
                 .register(Box::new(
@@ -243,6 +265,7 @@ impl TelemetryBuilder {
             registry,
             exposition,
             server,
+            _lag_probe: lag_probe,
         })
     }
 }
@@ -390,6 +413,8 @@ pub struct Telemetry {
     registry: Registry,
     exposition: Exposition,
     server: Option<Server>,
+    /// Stops the runtime-lag probe when the telemetry goes.
+    _lag_probe: Option<crate::runtime::LagProbe>,
 }
 
 impl fmt::Debug for Telemetry {

@@ -25,12 +25,12 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use botscope_core::clock::{self, Instant};
 use http::{Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use pin_project_lite::pin_project;
 use tokio::task::AbortHandle;
-use tokio::time::Instant;
 
 /// How long a connection past the cap may wait for its request head before it can be closed
 /// to make room: a client sends its head as it connects, but the proxy may accept a burst of
@@ -62,7 +62,7 @@ impl Connections {
         Self {
             table: Arc::default(),
             max: max.max(1),
-            epoch: Instant::now(),
+            epoch: clock::now(),
         }
     }
 
@@ -144,7 +144,7 @@ impl Drop for Registration {
 }
 
 fn millis_since(epoch: Instant) -> u64 {
-    u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    u64::try_from(clock::now().saturating_duration_since(epoch).as_millis()).unwrap_or(u64::MAX)
 }
 
 /// What one connection is doing: how many requests it has in flight, and since when it has

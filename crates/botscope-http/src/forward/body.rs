@@ -25,47 +25,22 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
+use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use opentelemetry::StringValue;
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 
-use crate::instruments::{ENDPOINT, Instruments, KIND, METHOD, STATUS_ERROR, STATUS_TIMEOUT, kv};
-use crate::metrics::BoxError;
+pub use crate::failure::BodyErrorKind;
+use crate::failure::BoxError;
+use crate::instruments::BodyErrors;
+
+/// The body of the proxy's responses: the upstream's, streamed (with an idle timeout, see
+/// [`UpstreamBody`]), or the proxy's own.
+pub type ProxyBody = Either<UpstreamBody, Full<Bytes>>;
 
 /// How long the proxy waits for the next byte of an upstream body before cutting it.
 pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Why an upstream body failed after its head: the `kind` of
-/// `N_discord_api_body_errors_total`. See the [module docs](self).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum BodyErrorKind {
-    /// No byte of the body arrived within the body timeout.
-    Timeout,
-    /// The upstream connection failed mid-body (reset, closed before the stated length).
-    Error,
-}
-
-impl BodyErrorKind {
-    /// The `kind` label: `timeout` or `error`, the words `status_code` uses for the same
-    /// faults before the head.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Timeout => STATUS_TIMEOUT,
-            Self::Error => STATUS_ERROR,
-        }
-    }
-}
-
-impl fmt::Display for BodyErrorKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Timeout => "upstream body stalled past the body timeout",
-            Self::Error => "upstream body failed",
-        })
-    }
-}
 
 /// The error an [`UpstreamBody`] ends with when the upstream stalls.
 #[derive(Debug)]
@@ -84,21 +59,14 @@ pub(crate) struct BodyContext {
     pub(crate) endpoint: StringValue,
     pub(crate) method: &'static str,
     pub(crate) status: u16,
-    pub(crate) instruments: Option<Arc<Instruments>>,
+    pub(crate) body_errors: Option<BodyErrors>,
 }
 
 impl BodyContext {
     /// Counts and logs one failure.
     fn failed(&self, kind: BodyErrorKind, timeout: Duration, source: Option<&dyn fmt::Display>) {
-        if let Some(instruments) = &self.instruments {
-            instruments.body_errors.add(
-                1,
-                &[
-                    kv(ENDPOINT, self.endpoint.clone()),
-                    kv(METHOD, self.method),
-                    kv(KIND, kind.as_str()),
-                ],
-            );
+        if let Some(body_errors) = &self.body_errors {
+            body_errors.record(&self.endpoint, self.method, kind);
         }
         // hyper's error text names its kind only, never the URI.
         tracing::warn!(

@@ -1,0 +1,153 @@
+//! What the metrics layer records of one request: its series, and how it ended.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use botscope_core::outcome::{Ending, Finish};
+use http::StatusCode;
+use opentelemetry::StringValue;
+
+use crate::edge::{EdgeErrorKind, ErrorBody};
+use crate::failure::ForwardErrorType;
+use crate::instruments::{End, Instruments};
+use crate::interaction;
+use crate::labels::{ENDPOINT, KIND, OUTCOME, SCOPE, kv};
+use crate::scope::RateLimitScope;
+use crate::session::SessionStartLimit;
+
+/// What the metrics take from a call that returned.
+pub(crate) enum Answer {
+    /// A response head; the scope is read for a 429 only, Discord's error code (when the
+    /// proxy read one) and the edge kind for a 4xx or 5xx only, the session start limit for a
+    /// `GET /gateway/bot` only.
+    Head {
+        status: StatusCode,
+        scope: Option<RateLimitScope>,
+        code: Option<u32>,
+        edge: Option<EdgeErrorKind>,
+        session: Option<SessionStartLimit>,
+    },
+    /// The proxy's own answer to a request it could not forward.
+    NotForwarded(ForwardErrorType),
+    /// The inner service's error.
+    Error,
+}
+
+impl Answer {
+    /// `gateway_bot`: the request was a `GET /gateway/bot`.
+    pub(crate) fn of<ResBody, E>(
+        result: &Result<http::Response<ResBody>, E>,
+        gateway_bot: bool,
+    ) -> Self {
+        let Ok(response) = result else {
+            return Self::Error;
+        };
+        let extensions = response.extensions();
+        if let Some(kind) = extensions.get::<ForwardErrorType>() {
+            return Self::NotForwarded(*kind);
+        }
+        let status = response.status();
+        let scope = (status == StatusCode::TOO_MANY_REQUESTS)
+            .then(|| RateLimitScope::from_headers(response.headers()));
+        let (code, edge) = if status.is_client_error() || status.is_server_error() {
+            let body = extensions.get::<ErrorBody>();
+            (
+                body.and_then(ErrorBody::code),
+                EdgeErrorKind::classify(status, scope, response.headers(), body),
+            )
+        } else {
+            (None, None)
+        };
+        Self::Head {
+            status,
+            scope,
+            code,
+            edge,
+            session: (gateway_bot && status.is_success())
+                .then(|| extensions.get::<SessionStartLimit>().copied())
+                .flatten(),
+        }
+    }
+}
+
+/// The [`Finish`] of one request: its series and how it ended.
+pub(crate) struct Record {
+    pub(crate) instruments: Arc<Instruments>,
+    pub(crate) endpoint: StringValue,
+    pub(crate) method: &'static str,
+    pub(crate) interaction: Option<InteractionCall>,
+}
+
+/// A request that answers an interaction (see [`interaction`](crate::interaction)).
+#[derive(Clone, Copy)]
+pub(crate) enum InteractionCall {
+    /// The initial response; `late` when forwarded past Discord's deadline.
+    Callback { late: bool },
+    /// A follow-up on the interaction's token.
+    Followup,
+}
+
+impl InteractionCall {
+    fn record(self, instruments: &Instruments, ending: &Ending<'_, Answer>) {
+        let answer = match ending {
+            Ending::Completed(Answer::Head { status, code, .. }) => Some((*status, *code)),
+            _ => None,
+        };
+        let (counter, outcome) = match self {
+            Self::Callback { late } => (
+                &instruments.interaction_responses,
+                interaction::callback_outcome(late, answer),
+            ),
+            Self::Followup => (
+                &instruments.interaction_followups,
+                interaction::followup_outcome(answer),
+            ),
+        };
+        counter.add(1, &[kv(OUTCOME, outcome)]);
+    }
+}
+
+impl Finish<Answer> for Record {
+    fn finish(self, elapsed: Duration, ending: Ending<'_, Answer>) {
+        let instruments = &self.instruments;
+        let end = match &ending {
+            Ending::Completed(Answer::Head {
+                status,
+                scope,
+                edge,
+                session,
+                ..
+            }) => {
+                if let Some(edge) = edge {
+                    instruments.edge_errors.add(1, &[kv(KIND, edge.as_str())]);
+                }
+                if let Some(session) = session {
+                    instruments.record_session_starts(session);
+                }
+                if let Some(scope) = scope {
+                    if scope.counts_as_invalid() {
+                        instruments.invalid.record();
+                    }
+                    instruments.ratelimited.add(
+                        1,
+                        &[
+                            kv(ENDPOINT, self.endpoint.clone()),
+                            kv(SCOPE, scope.as_str()),
+                        ],
+                    );
+                } else if matches!(*status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+                    instruments.invalid.record();
+                }
+                End::Head(*status)
+            }
+            Ending::Completed(Answer::NotForwarded(kind)) => End::NotForwarded(*kind),
+            Ending::Completed(Answer::Error) => End::Error,
+            Ending::Panicked => End::Panicked,
+            Ending::Cancelled => End::Cancelled,
+        };
+        instruments.record_request(self.endpoint, self.method, end, elapsed);
+        if let Some(call) = self.interaction {
+            call.record(instruments, &ending);
+        }
+    }
+}

@@ -1,0 +1,274 @@
+//! [`ResponseFuture`]: the state machine of one ratelimited request — held, waiting for its
+//! permit or its turn, held by its queue, then sent — and the completion of its permit.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use botscope_core::outcome::{Ending, Finish, Timer};
+use opentelemetry::StringValue;
+use pin_project_lite::pin_project;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::Sleep;
+use tower::Service;
+use twilight_http_ratelimiting::PermitFuture;
+
+use crate::failure::ForwardErrorType;
+use crate::ratelimit::queues::{Ticket, Turn};
+use crate::ratelimit::state::{Grant, Queue, Shared, complete};
+use crate::route::RouteKind;
+
+/// The [`Finish`] of a request's wait for its right to go: recorded in
+/// `N_discord_api_ratelimit_wait_seconds` when the request is sent, not when it is dropped
+/// while it waits.
+struct Wait {
+    shared: Arc<Shared>,
+    label: StringValue,
+}
+
+impl Finish<()> for Wait {
+    fn finish(self, elapsed: Duration, ending: Ending<'_, ()>) {
+        if ending.is_completed() {
+            self.shared.wait.record(&self.label, elapsed);
+        }
+    }
+}
+
+/// A request on its way to its right to go.
+pub(crate) struct Waiting<S, B> {
+    shared: Arc<Shared>,
+    service: S,
+    request: Option<http::Request<B>>,
+    queue: Queue,
+    kind: RouteKind,
+    /// Times the wait, from the call to the moment the request is sent.
+    wait: Option<Timer<(), Wait>>,
+    /// The place in the token's queue, while awaiting the turn.
+    ticket: Option<Ticket>,
+    grant: Option<Grant>,
+}
+
+impl<S, B> Waiting<S, B> {
+    /// A request to send with `service` once `queue` lets it go; its wait is recorded under
+    /// `label`.
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        service: S,
+        request: http::Request<B>,
+        queue: Queue,
+        kind: RouteKind,
+        label: StringValue,
+    ) -> Self {
+        let wait = Timer::start(Wait {
+            shared: Arc::clone(&shared),
+            label,
+        });
+        Self {
+            shared,
+            service,
+            request: Some(request),
+            queue,
+            kind,
+            wait: Some(wait),
+            ticket: None,
+            grant: None,
+        }
+    }
+
+    /// The stage that asks the request's limiter for its right to go.
+    fn acquire<F>(&mut self) -> Stage<F> {
+        match &self.queue {
+            Queue::Twilight(endpoint) => Stage::Acquire {
+                permit: self.shared.limiter().acquire(endpoint.clone()),
+            },
+            Queue::Token(key) => {
+                let (ticket, turn) = self.shared.tokens.join(*key);
+                self.ticket = Some(ticket);
+                Stage::Turn {
+                    // One permit, never closed: the acquire cannot fail.
+                    turn: Box::pin(turn.acquire_owned()),
+                }
+            }
+        }
+    }
+}
+
+type TurnFuture =
+    Pin<Box<dyn Future<Output = Result<OwnedSemaphorePermit, tokio::sync::AcquireError>> + Send>>;
+
+pin_project! {
+    #[project = StageProj]
+    enum Stage<F> {
+        Blocked { sleep: Pin<Box<Sleep>> },
+        Acquire { permit: PermitFuture },
+        Turn { turn: TurnFuture },
+        Held { sleep: Pin<Box<Sleep>> },
+        Call { #[pin] future: F },
+    }
+}
+
+pin_project! {
+    /// The future of [`RateLimit`](crate::RateLimit): waits for a permit, calls the inner service, completes the
+    /// permit from the response head.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping it cancels the permit, which the limiter hands to the next request.
+    pub struct ResponseFuture<S, B>
+    where
+        S: Service<http::Request<B>>,
+    {
+        #[pin]
+        stage: Stage<S::Future>,
+        waiting: Option<Waiting<S, B>>,
+    }
+}
+
+impl<S, B> ResponseFuture<S, B>
+where
+    S: Service<http::Request<B>>,
+{
+    /// A request no limiter knows (no route, or a method twilight's does not have): sent at
+    /// once.
+    pub(crate) fn unlimited(future: S::Future) -> Self {
+        Self {
+            stage: Stage::Call { future },
+            waiting: None,
+        }
+    }
+
+    /// A request that waits for its right to go first: held if a 429 holds it, else asking
+    /// its limiter now.
+    pub(crate) fn waiting(mut waiting: Waiting<S, B>) -> Self {
+        let stage = match waiting.shared.holds.blocked_until(waiting.kind) {
+            Some(until) => Stage::Blocked {
+                sleep: Box::pin(tokio::time::sleep_until(until)),
+            },
+            None => waiting.acquire(),
+        };
+        Self {
+            stage,
+            waiting: Some(waiting),
+        }
+    }
+}
+
+impl<S, B> fmt::Debug for ResponseFuture<S, B>
+where
+    S: Service<http::Request<B>>,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<S, B, ResBody> Future for ResponseFuture<S, B>
+where
+    S: Service<http::Request<B>, Response = http::Response<ResBody>>,
+{
+    type Output = Result<S::Response, S::Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            let this = self.as_mut().project();
+            // Invariant: `waiting` is taken only when the `Call` stage completes, and every
+            // stage but `Call` has it.
+            let next = match this.stage.project() {
+                StageProj::Blocked { sleep } => {
+                    ready!(sleep.as_mut().poll(cx));
+                    let waiting = this.waiting.as_mut().expect("waiting until called");
+                    match waiting.shared.holds.blocked_until(waiting.kind) {
+                        // Blocked again meanwhile: wait on.
+                        Some(until) => Stage::Blocked {
+                            sleep: Box::pin(tokio::time::sleep_until(until)),
+                        },
+                        None => waiting.acquire(),
+                    }
+                }
+                StageProj::Acquire { permit } => {
+                    let permit = ready!(Pin::new(permit).poll(cx));
+                    let waiting = this.waiting.as_mut().expect("waiting until called");
+                    waiting.grant = Some(Grant::Twilight(permit));
+                    waiting.call()
+                }
+                StageProj::Turn { turn } => {
+                    let result = ready!(turn.as_mut().poll(cx));
+                    let waiting = this.waiting.as_mut().expect("waiting until called");
+                    // The semaphore is never closed and the ticket is taken only here: an
+                    // error cannot happen, and would send the request without a turn.
+                    if let (Ok(permit), Some(ticket)) = (result, waiting.ticket.take()) {
+                        waiting.grant = Some(Grant::Token(Turn {
+                            ticket,
+                            _permit: permit,
+                        }));
+                    }
+                    waiting.held_or_call()
+                }
+                StageProj::Held { sleep } => {
+                    ready!(sleep.as_mut().poll(cx));
+                    let waiting = this.waiting.as_mut().expect("waiting until called");
+                    waiting.held_or_call()
+                }
+                StageProj::Call { future } => {
+                    let result = ready!(future.poll(cx));
+                    if let Some(waiting) = this.waiting.take()
+                        && let Some(grant) = waiting.grant
+                    {
+                        match &result {
+                            // The proxy's own answer to a failed forward, or a failed
+                            // request: it tells the limiter nothing, so cancel the permit.
+                            Ok(response)
+                                if response.extensions().get::<ForwardErrorType>().is_some() =>
+                            {
+                                drop(grant);
+                            }
+                            Ok(response) => complete(
+                                &waiting.shared,
+                                waiting.kind,
+                                grant,
+                                response.status(),
+                                response.headers(),
+                            ),
+                            Err(_) => drop(grant),
+                        }
+                    }
+                    return Poll::Ready(result);
+                }
+            };
+            self.as_mut().project().stage.set(next);
+        }
+    }
+}
+
+impl<S, B> Waiting<S, B>
+where
+    S: Service<http::Request<B>>,
+{
+    /// With its turn in a token's queue, the request waits out the queue's hold, if any,
+    /// before it goes.
+    fn held_or_call(&mut self) -> Stage<S::Future> {
+        if let Queue::Token(key) = self.queue
+            && let Some(until) = self.shared.tokens.held_until(key)
+        {
+            return Stage::Held {
+                sleep: Box::pin(tokio::time::sleep_until(until)),
+            };
+        }
+        self.call()
+    }
+
+    /// Records the wait and sends the request.
+    fn call(&mut self) -> Stage<S::Future> {
+        if let Some(wait) = self.wait.take() {
+            wait.complete(&());
+        }
+        // Invariant: the request leaves only here, once, as the stage becomes `Call`.
+        let request = self.request.take().expect("request sent once");
+        Stage::Call {
+            future: self.service.call(request),
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! [`RateLimitLayer`] and its builder.
+
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use opentelemetry::metrics::Meter;
+use tower::Layer;
+use twilight_http_ratelimiting::RateLimiter;
+
+use crate::instruments::RatelimitWait;
+use crate::ratelimit::holds::Holds;
+use crate::ratelimit::queues::{DEFAULT_SWEEP_INTERVAL, TokenQueues};
+use crate::ratelimit::service::RateLimit;
+use crate::ratelimit::state::Shared;
+use crate::route::Routes;
+
+/// twilight-http's default global limit: 50 requests per second.
+pub const DEFAULT_GLOBAL_LIMIT: u16 = 50;
+
+/// Builds a [`RateLimitLayer`].
+#[derive(Debug, Default)]
+#[must_use = "a builder does nothing until built"]
+pub struct RateLimitLayerBuilder {
+    meter: Option<Meter>,
+    limiter: Option<RateLimiter>,
+    global_limit: Option<u16>,
+    routes: Option<Routes>,
+    sweep_interval: Option<Duration>,
+}
+
+impl RateLimitLayerBuilder {
+    /// Records into `meter` instead of the global provider's `botscope-http` meter.
+    pub fn meter(mut self, meter: Meter) -> Self {
+        self.meter = Some(meter);
+        self
+    }
+
+    /// Uses `limiter` (for example one shared with other clients).
+    ///
+    /// Webhook and interaction routes do not wait in it but in the layer's own per-token
+    /// queues ([Memory](crate::ratelimit#memory)): clone the layer to share those too.
+    ///
+    /// The limiter is a task of the runtime it was created in: once that runtime shuts down,
+    /// twilight's limiter panics on every request, so it must outlive the layer's use.
+    pub fn limiter(mut self, limiter: RateLimiter) -> Self {
+        self.limiter = Some(limiter);
+        self
+    }
+
+    /// The global limit per second of the limiter built when none is given (default
+    /// [`DEFAULT_GLOBAL_LIMIT`]; 0 counts as 1).
+    pub fn global_limit(mut self, limit: u16) -> Self {
+        self.global_limit = Some(limit);
+        self
+    }
+
+    /// At most `cap` distinct `endpoint` values, then `other`: shorthand for
+    /// [`routes`](Self::routes)`(Routes::new(cap))`.
+    pub fn endpoint_cap(self, cap: usize) -> Self {
+        self.routes(Routes::new(cap))
+    }
+
+    /// Parses requests with `routes` (a clone of the parser of the other layers of the same
+    /// stack) when no layer before this one left a [`Route`](crate::route::Route) in the
+    /// request's extensions. Default: a parser of its own.
+    pub fn routes(mut self, routes: Routes) -> Self {
+        self.routes = Some(routes);
+        self
+    }
+
+    /// How often the per-token queues of webhook and interaction routes are swept of those
+    /// whose hold has passed (default [`DEFAULT_SWEEP_INTERVAL`]); see
+    /// [Memory](crate::ratelimit#memory). A sweep also runs whenever their number doubles.
+    pub fn sweep_interval(mut self, interval: Duration) -> Self {
+        self.sweep_interval = Some(interval);
+        self
+    }
+
+    /// Builds the layer.
+    ///
+    /// The limiter runs as a Tokio task: without a limiter given, and outside a runtime, it
+    /// starts on the runtime of the first request instead of now.
+    pub fn build(self) -> RateLimitLayer {
+        let meter =
+            botscope_core::meter::meter_or_global(self.meter, crate::SCOPE_NAME, crate::VERSION);
+        let global_limit = self.global_limit.unwrap_or(DEFAULT_GLOBAL_LIMIT).max(1);
+        let limiter = match self.limiter {
+            Some(limiter) => OnceLock::from(limiter),
+            None if tokio::runtime::Handle::try_current().is_ok() => {
+                OnceLock::from(RateLimiter::new(global_limit))
+            }
+            None => OnceLock::new(),
+        };
+        RateLimitLayer {
+            shared: Arc::new(Shared {
+                limiter,
+                global_limit,
+                wait: RatelimitWait::new(&meter),
+                routes: self.routes.unwrap_or_default(),
+                tokens: Arc::new(TokenQueues::new(
+                    self.sweep_interval.unwrap_or(DEFAULT_SWEEP_INTERVAL),
+                )),
+                holds: Holds::new(),
+            }),
+        }
+    }
+}
+
+/// Waits for a ratelimit permit per request: see the [module docs](crate::ratelimit).
+#[derive(Clone)]
+pub struct RateLimitLayer {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl RateLimitLayer {
+    /// A layer with its own [`RateLimiter`] (50 requests per second globally), recording into
+    /// the global provider's `botscope-http` meter. Outside a Tokio runtime, the limiter
+    /// starts with the first request.
+    pub fn new() -> Self {
+        Self::builder().build()
+    }
+
+    /// A builder, to pass a meter or a limiter.
+    pub fn builder() -> RateLimitLayerBuilder {
+        RateLimitLayerBuilder::default()
+    }
+
+    /// The limiter, to share it.
+    ///
+    /// # Panics
+    ///
+    /// Outside a Tokio runtime, if the layer was built outside one without a limiter and no
+    /// request has started it yet: the limiter runs as a task.
+    pub fn limiter(&self) -> &RateLimiter {
+        self.shared.limiter()
+    }
+}
+
+impl Default for RateLimitLayer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for RateLimitLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RateLimitLayer").finish_non_exhaustive()
+    }
+}
+
+impl<S> Layer<S> for RateLimitLayer {
+    type Service = RateLimit<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RateLimit::from_parts(inner, Arc::clone(&self.shared))
+    }
+}
+
+impl<S> RateLimit<S> {
+    /// The layer.
+    pub fn layer() -> RateLimitLayer {
+        RateLimitLayer::new()
+    }
+}
