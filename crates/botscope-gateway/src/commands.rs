@@ -15,6 +15,26 @@
 //! # Ok(()) }
 //! ```
 //!
+//! A handler that takes the interaction by value gets it after the name was read:
+//! [`run`](CommandMetrics::run) hands it to a closure that builds the handler's future, and
+//! [`start`](CommandMetrics::start) returns a [`CommandGuard`] for code that awaits the
+//! handler itself. Neither clones the interaction.
+//!
+//! ```
+//! use botscope_gateway::CommandMetrics;
+//! use twilight_model::application::interaction::Interaction;
+//!
+//! # async fn handle(_: Interaction) -> Result<(), std::io::Error> { Ok(()) }
+//! # async fn on_interaction(commands: &CommandMetrics, interaction: Interaction, again: Interaction) -> Result<(), std::io::Error> {
+//! commands.run(interaction, |interaction| handle(interaction)).await?;
+//!
+//! let guard = commands.start(&again);
+//! let result = handle(again).await;
+//! guard.finish(&result); // dropped without `finish`: `cancelled`
+//! result?;
+//! # Ok(()) }
+//! ```
+//!
 //! # Metrics
 //!
 //! | name | type | labels |
@@ -39,6 +59,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use botscope_core::LabelCap;
+use botscope_core::clock::{self, Instant};
 use botscope_core::outcome::{Classify, Ending, Finish, Timed};
 use opentelemetry::metrics::{Counter, Histogram, Meter};
 use opentelemetry::{KeyValue, StringValue, Value};
@@ -132,14 +153,41 @@ impl CommandMetrics {
         F: Future,
         F::Output: Classify,
     {
-        let command = command_label(interaction, &self.inner.names);
-        Timed::new(
-            handler,
-            CommandRun {
-                inner: Arc::clone(&self.inner),
-                command,
-            },
-        )
+        Timed::new(handler, self.command_run(interaction))
+    }
+
+    /// Times the handler `handler(interaction)` builds, for a handler that owns the
+    /// interaction: its command name is read first, then the interaction is moved into
+    /// `handler`. Recorded as [`instrument`](Self::instrument) records.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`instrument`](Self::instrument).
+    pub fn run<H, F>(&self, interaction: Interaction, handler: H) -> TimedCommand<F>
+    where
+        H: FnOnce(Interaction) -> F,
+        F: Future,
+        F::Output: Classify,
+    {
+        let run = self.command_run(&interaction);
+        Timed::new(handler(interaction), run)
+    }
+
+    /// Starts timing a run of `interaction`'s command, for code that awaits the handler
+    /// itself: [`CommandGuard::finish`] records the handler's output; a guard dropped
+    /// without it records `cancelled` (`panic` if dropped while a panic unwinds).
+    pub fn start(&self, interaction: &Interaction) -> CommandGuard {
+        CommandGuard {
+            run: Some(self.command_run(interaction)),
+            start: clock::now(),
+        }
+    }
+
+    fn command_run(&self, interaction: &Interaction) -> CommandRun {
+        CommandRun {
+            inner: Arc::clone(&self.inner),
+            command: command_label(interaction, &self.inner.names),
+        }
     }
 
     /// Times `handler` as the command `name`, for a bot that routes by name itself (the name
@@ -173,6 +221,46 @@ impl fmt::Debug for CommandMetrics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CommandMetrics")
             .field("command_cap", &self.inner.names.cap())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A command run started by [`CommandMetrics::start`]; records once, when finished or
+/// dropped.
+#[must_use = "a guard dropped at once records a cancelled run"]
+pub struct CommandGuard {
+    /// `None` once recorded.
+    run: Option<CommandRun>,
+    start: Instant,
+}
+
+impl CommandGuard {
+    /// Records the run as the handler's `output` says: `success` for `Ok` or `()`, `error`
+    /// for `Err`.
+    pub fn finish<T: Classify>(mut self, output: &T) {
+        if let Some(run) = self.run.take() {
+            run.finish(self.start.elapsed(), Ending::Completed(output));
+        }
+    }
+}
+
+impl Drop for CommandGuard {
+    fn drop(&mut self) {
+        if let Some(run) = self.run.take() {
+            let ending = if std::thread::panicking() {
+                Ending::<()>::Panicked
+            } else {
+                Ending::Cancelled
+            };
+            run.finish(self.start.elapsed(), ending);
+        }
+    }
+}
+
+impl fmt::Debug for CommandGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CommandGuard")
+            .field("run", &self.run)
             .finish_non_exhaustive()
     }
 }

@@ -4,6 +4,7 @@
 #[cfg(feature = "cache")]
 pub mod cache;
 pub mod commands;
+pub mod flags;
 pub mod interaction;
 #[cfg(feature = "lavalink")]
 pub mod lavalink;
@@ -14,7 +15,7 @@ pub mod voice;
 
 #[cfg(feature = "cache")]
 pub use cache::{CacheMetrics, CacheMetricsBuilder};
-pub use commands::{CommandMetrics, CommandMetricsBuilder, CommandRun, TimedCommand};
+pub use commands::{CommandGuard, CommandMetrics, CommandMetricsBuilder, CommandRun, TimedCommand};
 #[cfg(feature = "lavalink")]
 pub use lavalink::{LavalinkTap, LavalinkTapBuilder};
 pub use queue::{InstrumentedQueue, InstrumentedQueueBuilder};
@@ -31,4 +32,5 @@ mod tests {
     static_assertions::assert_impl_all!(GatewayTap: Clone, Send, Sync, Default);
     static_assertions::assert_impl_all!(CommandMetrics: Clone, Send, Sync, Default);
     static_assertions::assert_impl_all!(TimedCommand<std::future::Ready<()>>: Send, Sync);
+    static_assertions::assert_impl_all!(CommandGuard: Send, Sync);
 }

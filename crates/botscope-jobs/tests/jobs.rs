@@ -252,8 +252,8 @@ async fn the_layer_records_every_call_of_a_service() {
 #[tokio::test]
 async fn instrument_times_a_one_off_run_on_the_global_provider() {
     let metrics = TestMetrics::new("disruptor");
-    // The only test in this binary touching the global provider.
-    opentelemetry::global::set_meter_provider(metrics.provider().clone());
+    // The only test in this binary installing a provider.
+    botscope_core::meter::install_provider(std::sync::Arc::new(metrics.provider().clone()));
     let value = instrument("one_off", async { Ok::<_, ()>(5) })
         .unwrap()
         .await

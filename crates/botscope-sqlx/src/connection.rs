@@ -49,6 +49,10 @@ impl<DB: Database> InstrumentedConnection<DB> {
     pub fn into_inner(self) -> PoolConnection<DB> {
         self.conn.conn
     }
+
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.conn.metrics
+    }
 }
 
 impl<DB: Database> Deref for InstrumentedConnection<DB> {

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod acquire;
 mod connection;
 pub mod error_type;
 pub mod metrics;
@@ -34,4 +35,7 @@ mod tests {
     static_assertions::assert_impl_all!(&'static mut InstrumentedConnection<Sqlite>: sqlx::Executor<'static>);
     static_assertions::assert_impl_all!(&'static mut TransactionConnection<Postgres>: sqlx::Executor<'static>);
     static_assertions::assert_impl_all!(&'static mut PooledConnection<MySql>: sqlx::Executor<'static>);
+    static_assertions::assert_impl_all!(&'static InstrumentedPool<Postgres>: sqlx::Acquire<'static>);
+    static_assertions::assert_impl_all!(&'static mut InstrumentedConnection<MySql>: sqlx::Acquire<'static>);
+    static_assertions::assert_impl_all!(&'static mut InstrumentedTransaction<Sqlite>: sqlx::Acquire<'static>);
 }

@@ -29,7 +29,10 @@
 //!
 //! # Table
 //!
-//! The table read by `SELECT … FROM` (the first `FROM` of the outermost query), written by
+//! The table read by `SELECT … FROM` (the first table of the first `FROM` list of the
+//! outermost query, its items and `JOIN`s in order: table-valued functions such as `UNNEST(…)`,
+//! `generate_series(…)` or `json_each(…)` and subqueries are not tables; a list of functions
+//! alone is [`FUNCTION_TABLE`], `other`), written by
 //! `INSERT INTO`, `UPDATE`, `DELETE FROM`, `MERGE INTO`, or named by `CREATE`/`ALTER`/`DROP`/
 //! `TRUNCATE TABLE` and `CREATE INDEX … ON`. Schema-qualified names keep their schema
 //! (`public.users`); unquoted names are lowercased, quoted names keep their case. Statements
@@ -38,6 +41,26 @@
 
 /// The longest table name kept, in bytes; longer names are dropped.
 pub const MAX_TABLE_LEN: usize = 64;
+
+/// The table of a `SELECT` whose `FROM` lists only table-valued functions
+/// (`SELECT * FROM generate_series(1, 3)`): the label's overflow value, lower-case `other`.
+pub const FUNCTION_TABLE: &str = "other";
+
+/// The keywords that end a `FROM` list.
+const FROM_ENDS: [&str; 12] = [
+    "where",
+    "group",
+    "having",
+    "window",
+    "order",
+    "limit",
+    "offset",
+    "fetch",
+    "union",
+    "intersect",
+    "except",
+    "returning",
+];
 
 /// The operation of a statement the lexer does not recognise (the `table` label's overflow,
 /// from the table cap, stays lower-case `other`).
@@ -330,6 +353,74 @@ impl<'a> Parser<'_, 'a> {
         false
     }
 
+    /// Skips a parenthesised group at the cursor, if there is one.
+    fn skip_group(&mut self) -> bool {
+        if self.peek() != Some(&Token::Symbol('(')) {
+            return false;
+        }
+        let mut depth = 0usize;
+        while let Some(token) = self.peek() {
+            match token {
+                Token::Symbol('(') => depth += 1,
+                Token::Symbol(')') => {
+                    depth -= 1;
+                    if depth == 0 {
+                        self.pos += 1;
+                        return true;
+                    }
+                }
+                _ => {}
+            }
+            self.pos += 1;
+        }
+        true
+    }
+
+    /// The table of the `FROM` list at the cursor: the first item that is a table, not a
+    /// table-valued function (`unnest(…)`, `generate_series(…)`, `json_each(…)`) nor a
+    /// subquery; [`FUNCTION_TABLE`] if the list has functions and no table.
+    fn first_table_of_from(&mut self) -> Option<String> {
+        let mut function = false;
+        loop {
+            self.eat_all(&["lateral", "only"]);
+            if !self.skip_group() {
+                let name = self.name();
+                if self.skip_group() {
+                    function = true;
+                } else if name.is_some() {
+                    return name;
+                }
+            }
+            // on to the next item: after a comma or a JOIN at this depth, until the clause ends
+            let mut depth = 0usize;
+            loop {
+                match self.peek() {
+                    None => return function.then(|| FUNCTION_TABLE.to_owned()),
+                    Some(Token::Symbol('(')) => depth += 1,
+                    Some(Token::Symbol(')')) if depth == 0 => {
+                        return function.then(|| FUNCTION_TABLE.to_owned());
+                    }
+                    Some(Token::Symbol(')')) => depth -= 1,
+                    Some(Token::Symbol(',')) if depth == 0 => {
+                        self.pos += 1;
+                        break;
+                    }
+                    Some(Token::Word(_)) if depth == 0 && self.at("join") => {
+                        self.pos += 1;
+                        break;
+                    }
+                    Some(Token::Word(_))
+                        if depth == 0 && FROM_ENDS.iter().any(|kw| self.at(kw)) =>
+                    {
+                        return function.then(|| FUNCTION_TABLE.to_owned());
+                    }
+                    Some(_) => {}
+                }
+                self.pos += 1;
+            }
+        }
+    }
+
     fn statement(&mut self) -> Classified {
         while self.peek() == Some(&Token::Symbol('(')) {
             self.pos += 1;
@@ -353,14 +444,14 @@ impl<'a> Parser<'_, 'a> {
                 let mut table = None;
                 if self.seek_top(&["from"]) {
                     self.pos += 1;
-                    table = self.name();
+                    table = self.first_table_of_from();
                 } else {
                     // No FROM at the top level: take the first one inside.
                     self.pos = start;
                     while let Some(token) = self.peek() {
                         if is_kw(Some(token), "from") {
                             self.pos += 1;
-                            table = self.name();
+                            table = self.first_table_of_from();
                             break;
                         }
                         self.pos += 1;
@@ -589,6 +680,40 @@ mod tests {
         assert_eq!(c(""), ("OTHER", None));
         assert_eq!(c("'just a string'"), ("OTHER", None));
         assert_eq!(c("SELECT 1; DROP TABLE t"), ("SELECT", None));
+    }
+
+    #[test]
+    fn table_valued_functions_are_not_tables() {
+        assert_eq!(
+            c("SELECT * FROM UNNEST($1::bigint[]) AS ids(id) JOIN custom_card c ON c.id = ids.id"),
+            t("SELECT", "custom_card")
+        );
+        assert_eq!(
+            c("SELECT * FROM generate_series(1, 10) g, LATERAL json_each(x) j, public.cards"),
+            t("SELECT", "public.cards")
+        );
+        assert_eq!(
+            c("SELECT value FROM json_each('[1,2]') WHERE value > 1"),
+            t("SELECT", FUNCTION_TABLE)
+        );
+        assert_eq!(
+            c(
+                "SELECT * FROM generate_series(1, 3) CROSS JOIN LATERAL unnest(ARRAY[1]) u ORDER BY 1"
+            ),
+            t("SELECT", FUNCTION_TABLE)
+        );
+        assert_eq!(
+            c("SELECT * FROM (SELECT 1) s LEFT OUTER JOIN users u USING (id)"),
+            t("SELECT", "users")
+        );
+        assert_eq!(
+            c("SELECT x FROM (SELECT * FROM unnest($1) LIMIT 1) s"),
+            ("SELECT", None)
+        );
+        assert_eq!(
+            c("SELECT a FROM t WHERE b IN (SELECT b FROM u)"),
+            t("SELECT", "t")
+        );
     }
 
     #[test]

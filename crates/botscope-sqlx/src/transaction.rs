@@ -89,6 +89,10 @@ impl<DB: Database> InstrumentedTransaction<DB> {
     pub fn into_inner(self) -> Transaction<'static, DB> {
         self.conn.tx
     }
+
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.conn.metrics
+    }
 }
 
 impl<DB: Database> Deref for InstrumentedTransaction<DB> {

@@ -2,8 +2,9 @@
 //!
 //! [`FakeDiscord`] answers the routes the tests and the demo use with JSON that twilight-model
 //! deserializes — `GET users/@me`, `GET users/{id}`, `POST channels/{id}/messages`,
-//! `GET channels/{id}/messages[/{id}]`, `GET guilds/{id}`, `PUT applications/{id}/commands`
-//! (an empty list), `POST webhooks/{id}/{token}`
+//! `GET channels/{id}/messages[/{id}]`, `GET guilds/{id}`, `GET applications/@me` and
+//! `GET oauth2/applications/@me` (the bot's application, [`APPLICATION_ID`], which most bots
+//! read at start-up), `PUT applications/{id}/commands` (an empty list), `POST webhooks/{id}/{token}`
 //! (a message with `?wait=true`, else 204), `GET`/`PATCH`/`DELETE
 //! webhooks/{id}/{token}/messages/{id|@original}`, `POST interactions/{id}/{token}/callback`,
 //! `GET gateway` and `GET gateway/bot` (with a [`SessionStartLimit`], set with
@@ -18,7 +19,8 @@
 //! [`FakeDiscord::set_followup_ttl`]), then answers 401 with code 50027 "Invalid Webhook Token".
 //!
 //! A script of [`Reply`]s overrides the answers: the next requests get scripted statuses,
-//! 5xx, 401, the four kinds of 429 with real headers, the answers of Discord's edge
+//! 5xx, 401, any status with the headers and JSON body of the test's choosing
+//! ([`Reply::json`]), the four kinds of 429 with real headers, the answers of Discord's edge
 //! ([`EdgeKind`]: Cloudflare's 1015 page, a header-less 429, the 40333 403, an HTML 5xx), or
 //! extra latency; [`FakeDiscord::always`] sets one answer for every request. Every request
 //! received is logged.
@@ -52,7 +54,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use crate::interaction::{FOLLOWUP_TTL, RESPONSE_DEADLINE};
+pub use crate::interaction::{APPLICATION_ID, FOLLOWUP_TTL, RESPONSE_DEADLINE};
 use botscope_core::snowflake::created_at;
 
 /// The id of the bot user `users/@me` answers with.
@@ -107,6 +109,16 @@ pub enum Reply {
     },
     /// An answer of Discord's edge.
     Edge(EdgeKind),
+    /// `status` with `headers` and `body` as given (`content-type: application/json` unless
+    /// `headers` sets one): [`Reply::json`], [`Reply::header`].
+    Json {
+        /// The status.
+        status: u16,
+        /// Extra headers, in order.
+        headers: Vec<(String, String)>,
+        /// The body.
+        body: Value,
+    },
     /// Waits `delay` before answering `then`.
     Delayed {
         /// The extra latency.
@@ -128,6 +140,41 @@ impl Reply {
     /// A 429 of `kind` asking for `retry_after`.
     pub fn rate_limited_for(kind: RateLimitKind, retry_after: Duration) -> Self {
         Self::RateLimited { kind, retry_after }
+    }
+
+    /// `status` with `body` as JSON: any answer a test needs, say a 200 of a route the fake
+    /// does not know or a 400 with Discord's error JSON.
+    pub fn json(status: u16, body: Value) -> Self {
+        Self::Json {
+            status,
+            headers: Vec::new(),
+            body,
+        }
+    }
+
+    /// Adds the header `name: value` to a [`Reply::Json`] (to a delayed one, to its answer);
+    /// other replies are returned unchanged.
+    #[must_use]
+    pub fn header(self, name: &str, value: &str) -> Self {
+        match self {
+            Self::Json {
+                status,
+                mut headers,
+                body,
+            } => {
+                headers.push((name.to_owned(), value.to_owned()));
+                Self::Json {
+                    status,
+                    headers,
+                    body,
+                }
+            }
+            Self::Delayed { delay, then } => Self::Delayed {
+                delay,
+                then: Box::new(then.header(name, value)),
+            },
+            other => other,
+        }
     }
 
     /// `self` after `delay`.
@@ -420,6 +467,11 @@ async fn answer(shared: &Shared, request: Request<Incoming>) -> Response<Full<By
         Reply::Status(status) => error(status),
         Reply::RateLimited { kind, retry_after } => rate_limited(kind, retry_after),
         Reply::Edge(kind) => edge(kind),
+        Reply::Json {
+            status,
+            headers,
+            body,
+        } => scripted_json(status, &headers, &body),
         _ => interaction_deadline(shared, &parts.method, &path)
             .unwrap_or_else(|| route(&parts.method, &path, query.as_deref(), &gateway)),
     }
@@ -473,6 +525,21 @@ fn json_response(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
+    response
+}
+
+/// A [`Reply::Json`]: an unknown status is a 500, a header that cannot be sent is left out.
+fn scripted_json(status: u16, headers: &[(String, String)], body: &Value) -> Response<Full<Bytes>> {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = json_response(status, body);
+    for (name, value) in headers {
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            response.headers_mut().insert(name, value);
+        }
+    }
     response
 }
 
@@ -631,6 +698,16 @@ fn guild(id: &str) -> Value {
     })
 }
 
+/// The bot's application, as `applications/@me` answers it.
+fn application() -> Value {
+    json!({
+        "id": APPLICATION_ID.to_string(), "name": "fake bot", "description": "", "icon": null,
+        "bot_public": true, "bot_require_code_grant": false, "flags": 0, "team": null,
+        "verify_key": "0".repeat(64), "owner": user(&BOT_USER_ID.to_string()),
+        "bot": user(&BOT_USER_ID.to_string())
+    })
+}
+
 /// The id a new message gets: fixed, so answers are reproducible.
 const NEW_MESSAGE_ID: &str = "900000000000000100";
 
@@ -675,6 +752,9 @@ fn route(
             (200, Some(message(channel, id)), "messages")
         }
         ("GET", ["guilds", id]) => (200, Some(guild(id)), "guilds"),
+        ("GET", ["applications", "@me"] | ["oauth2", "applications", "@me"]) => {
+            (200, Some(application()), "applications")
+        }
         ("GET", ["gateway"]) => (200, Some(json!({ "url": gateway.url })), "gateway"),
         ("GET", ["gateway", "bot"]) => (200, Some(gateway_bot(gateway)), "gateway"),
         ("POST", ["webhooks", _, _]) => {

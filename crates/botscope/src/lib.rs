@@ -2,12 +2,16 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod error;
+mod facade_error;
+#[cfg(target_os = "linux")]
+mod process;
 pub mod runtime;
 mod server;
 pub mod system;
 mod telemetry;
 
 pub use error::{BuildError, BuildErrorType};
+pub use facade_error::{Error, ErrorType};
 pub use telemetry::{
     DEFAULT_LISTEN, DEFAULT_NAMESPACE, IntoListenAddr, Telemetry, TelemetryBuilder,
     parse_listen_addr, validate_bearer_token, validate_namespace,

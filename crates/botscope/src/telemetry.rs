@@ -161,8 +161,10 @@ impl TelemetryBuilder {
         self
     }
 
-    /// Whether to make the provider the global OpenTelemetry meter provider (default
-    /// `true`), which is where instrumentation crates look when given no meter.
+    /// Whether to make the provider the global OpenTelemetry meter provider and the one
+    /// botscope's crates record through when given no meter (default `true`): those built
+    /// before install report from install on (see `botscope_core::meter::install_provider`;
+    /// the first provider installed in a process keeps them).
     pub fn set_global(mut self, global: bool) -> Self {
         self.set_global = global;
         self
@@ -245,12 +247,15 @@ impl TelemetryBuilder {
             #[cfg(target_os = "linux")]
             registry
                 .register(Box::new(
-                    prometheus::process_collector::ProcessCollector::for_self(),
+                    crate::process::ProcessMetrics::for_self()
+                        .map_err(|e| BuildError::with_source(BuildErrorType::Exporter, e))?,
                 ))
                 .map_err(|e| BuildError::with_source(BuildErrorType::Exporter, e))?;
         }
         if self.set_global {
             opentelemetry::global::set_meter_provider(provider.clone());
+            // Binds the instruments of every builder given no meter, before or after now.
+            botscope_core::meter::install_provider(std::sync::Arc::new(provider.clone()));
             botscope_core::naming::set_global(self.naming);
         }
 

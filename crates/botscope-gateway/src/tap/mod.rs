@@ -24,6 +24,7 @@ use self::guilds::GuildGauges;
 use self::shard::{CommandPermits, ShardEntry};
 use self::voice_states::BotVoice;
 use crate::commands::CommandMetrics;
+use crate::flags::AckWatch;
 use crate::interaction::{self, DEFAULT_COMMAND_CAP};
 use crate::metrics::{
     CODE, COMMAND, COMMANDS_REFRESH_EVERY, DISPATCH_LAG_BUCKETS, DISPATCH_LAG_SAMPLE_EVERY,
@@ -167,6 +168,7 @@ impl GatewayTapBuilder {
                 meter: meter.clone(),
                 shards: RwLock::new(Vec::new()),
                 voice_metrics: OnceLock::new(),
+                ack_watch: AckWatch::default(),
             }
         });
         GatewayTap { inner }
@@ -360,6 +362,8 @@ struct Inner {
     /// Indexed by shard id; shard ids are dense from zero.
     shards: RwLock<Vec<Option<Arc<ShardEntry>>>>,
     voice_metrics: OnceLock<VoiceMetrics>,
+    /// Says once if heartbeat acknowledgements never reach the tap.
+    ack_watch: AckWatch,
 }
 
 impl Inner {
@@ -468,6 +472,7 @@ impl Inner {
         }
         if read_commands {
             entry.read_commands(shard);
+            self.ack_watch.observe(shard, event);
         }
     }
 
