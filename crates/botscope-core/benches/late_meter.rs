@@ -5,9 +5,10 @@
 use std::hint::black_box;
 use std::sync::Arc;
 
-use botscope_testkit::TestMetrics;
 use criterion::{Criterion, criterion_group, criterion_main};
 use opentelemetry::KeyValue;
+use opentelemetry::metrics::MeterProvider as _;
+use opentelemetry_sdk::metrics::{ManualReader, SdkMeterProvider};
 
 fn late_meter(c: &mut Criterion) {
     let attributes = [
@@ -23,10 +24,13 @@ fn late_meter(c: &mut Criterion) {
         .build()
         .bind(&attributes);
 
-    let metrics = TestMetrics::new("bench");
-    botscope_core::meter::install_provider(Arc::new(metrics.provider().clone()));
+    // a provider as an exporter builds one (a reader the bench never collects)
+    let provider = SdkMeterProvider::builder()
+        .with_reader(ManualReader::builder().build())
+        .build();
+    botscope_core::meter::install_provider(Arc::new(provider.clone()));
     // built on the provider itself
-    let direct = metrics.meter();
+    let direct = provider.meter("bench");
     let direct_counter = direct.u64_counter("direct_counter").build();
     let direct_bound = direct_counter.bind(&attributes);
     let direct_histogram = direct
