@@ -21,9 +21,9 @@
 //! an append-only open-addressing table. Admission reserves a slot with one atomic add. The
 //! table is sized once, at twice the cap, so it never rehashes.
 
-use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::BuildHasher;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -46,7 +46,9 @@ pub struct LabelCap {
     cap: usize,
     admitted: AtomicUsize,
     slots: Box<[OnceLock<StringValue>]>,
-    hasher: RandomState,
+    /// Seeded per cap, so values cannot be chosen to collide in every process; foldhash, not
+    /// SipHash: the admission of a label value is on every request's path.
+    hasher: foldhash::quality::RandomState,
     overflow: StringValue,
 }
 
@@ -61,7 +63,7 @@ impl LabelCap {
             cap,
             admitted: AtomicUsize::new(0),
             slots: (0..len).map(|_| OnceLock::new()).collect(),
-            hasher: RandomState::new(),
+            hasher: foldhash::quality::RandomState::default(),
             overflow: StringValue::from(OVERFLOW),
         }
     }

@@ -67,7 +67,7 @@ where
     }
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
-        let route = self.routes.route(&mut request);
+        let route = self.routes.route_in_stack(&mut request);
         // An interaction's response latency ends now, as the proxy forwards it.
         let interaction = match (route.kind(), route.interaction_id()) {
             (RouteKind::InteractionCallback, Some(id)) => Some(InteractionCall::Callback {

@@ -65,6 +65,8 @@ impl DiscordRateLimitLayerBuilder {
     /// stack) when no layer before this one left a [`Route`](crate::route::Route) in the
     /// request's extensions. Default: a parser of its own.
     pub fn routes(mut self, routes: Routes) -> Self {
+        // Another layer may look for this parser's routes in the request's extensions.
+        routes.share();
         self.routes = Some(routes);
         self
     }
