@@ -59,8 +59,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use botscope_core::LabelCap;
-use botscope_core::clock::{self, Instant};
-use botscope_core::outcome::{Classify, Ending, Finish, Timed};
+use botscope_core::Outcome;
+use botscope_core::outcome::{Classify, Ending, Finish, Timed, Timer};
 use opentelemetry::metrics::{Counter, Histogram, Meter};
 use opentelemetry::{KeyValue, StringValue, Value};
 use twilight_model::application::interaction::Interaction;
@@ -178,8 +178,7 @@ impl CommandMetrics {
     /// without it records `cancelled` (`panic` if dropped while a panic unwinds).
     pub fn start(&self, interaction: &Interaction) -> CommandGuard {
         CommandGuard {
-            run: Some(self.command_run(interaction)),
-            start: clock::now(),
+            timer: Some(Timer::start(self.command_run(interaction))),
         }
     }
 
@@ -229,30 +228,28 @@ impl fmt::Debug for CommandMetrics {
 /// dropped.
 #[must_use = "a guard dropped at once records a cancelled run"]
 pub struct CommandGuard {
-    /// `None` once recorded.
-    run: Option<CommandRun>,
-    start: Instant,
+    /// The run, timed by botscope-core's `Timer`; `None` once recorded.
+    timer: Option<Timer<Outcome, CommandRun>>,
 }
 
 impl CommandGuard {
     /// Records the run as the handler's `output` says: `success` for `Ok` or `()`, `error`
     /// for `Err`.
     pub fn finish<T: Classify>(mut self, output: &T) {
-        if let Some(run) = self.run.take() {
-            run.finish(self.start.elapsed(), Ending::Completed(output));
+        if let Some(timer) = self.timer.take() {
+            timer.complete(&output.classify());
         }
     }
 }
 
 impl Drop for CommandGuard {
     fn drop(&mut self) {
-        if let Some(run) = self.run.take() {
-            let ending = if std::thread::panicking() {
-                Ending::<()>::Panicked
-            } else {
-                Ending::Cancelled
-            };
-            run.finish(self.start.elapsed(), ending);
+        if let Some(timer) = self.timer.take() {
+            // Held in the handler's frame: a panic unwinding through it is the handler's.
+            // Otherwise the timer's own drop records `cancelled`.
+            if std::thread::panicking() {
+                timer.end(Ending::Panicked);
+            }
         }
     }
 }
@@ -260,7 +257,7 @@ impl Drop for CommandGuard {
 impl fmt::Debug for CommandGuard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CommandGuard")
-            .field("run", &self.run)
+            .field("finished", &self.timer.is_none())
             .finish_non_exhaustive()
     }
 }
