@@ -19,9 +19,9 @@ use opentelemetry::{KeyValue, StringValue, Value};
 use crate::failure::{BodyErrorKind, ForwardFailure};
 use crate::labels::{
     COMMON_STATUSES, ENDPOINT, HTTP_METHODS, HTTP_REQUEST_METHOD, HTTP_RESPONSE_STATUS_CODE, KIND,
-    METHOD, SERVER_ADDRESS, SERVER_PORT, STATUS_CANCELLED, STATUS_CLIENT_ERROR, STATUS_CODE,
-    STATUS_ERROR, STATUS_PANIC, STATUS_TIMEOUT, URL_TEMPLATE, common_status, kv, semconv_method,
-    status_value,
+    METHOD, REASON, SERVER_ADDRESS, SERVER_PORT, STATUS_CANCELLED, STATUS_CLIENT_ERROR,
+    STATUS_CODE, STATUS_ERROR, STATUS_PANIC, STATUS_TIMEOUT, URL_TEMPLATE, common_status, kv,
+    semconv_method, status_value,
 };
 use crate::session::SessionStartLimit;
 
@@ -228,7 +228,7 @@ impl Instruments {
             clock_skew: meter
                 .u64_counter(CLOCK_SKEW)
                 .with_description(
-                    "Interaction callbacks whose interaction seems created after this host's now",
+                    "Interaction callbacks whose interaction's age cannot be a latency, by reason: created after this host's now, or older than an interaction lives",
                 )
                 .build(),
             edge_errors: meter
@@ -375,13 +375,22 @@ impl Instruments {
     /// Records the latency of a callback for interaction `id` forwarded now; whether it is
     /// late (past Discord's deadline).
     pub(crate) fn callback_latency(&self, id: u64) -> bool {
+        use crate::interaction::{
+            INTERACTION_LIFETIME, RESPONSE_DEADLINE, SKEW_AHEAD, SKEW_EXPIRED,
+        };
         match botscope_core::snowflake::age_now(id) {
+            // Older than any interaction lives: late for sure, but not a latency a user felt,
+            // so it stays out of the histogram (an id of 0 would add 11 years to its sum).
+            Some(age) if age > INTERACTION_LIFETIME => {
+                self.clock_skew.add(1, &[kv(REASON, SKEW_EXPIRED)]);
+                true
+            }
             Some(latency) => {
                 self.interaction_response.record(latency.as_secs_f64());
-                latency > crate::interaction::RESPONSE_DEADLINE
+                latency > RESPONSE_DEADLINE
             }
             None => {
-                self.clock_skew.add(1, &[]);
+                self.clock_skew.add(1, &[kv(REASON, SKEW_AHEAD)]);
                 self.interaction_response.record(0.0);
                 false
             }

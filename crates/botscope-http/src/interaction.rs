@@ -48,6 +48,19 @@ use http::StatusCode;
 /// How long after its creation Discord accepts an interaction's initial response.
 pub const RESPONSE_DEADLINE: Duration = Duration::from_secs(3);
 
+/// How long an interaction lives: its token serves follow-ups for 15 minutes. A callback for
+/// an interaction older than that cannot be real (a forged or replayed id, or a host clock far
+/// ahead of Discord's); its age is not a latency.
+pub const INTERACTION_LIFETIME: Duration = Duration::from_secs(15 * 60);
+
+/// `reason` of `N_clock_skew_total`: the interaction seems created after this host's now
+/// (this host's clock runs behind Discord's).
+pub const SKEW_AHEAD: &str = "ahead";
+
+/// `reason` of `N_clock_skew_total`: the interaction seems older than it can live
+/// ([`INTERACTION_LIFETIME`]).
+pub const SKEW_EXPIRED: &str = "expired";
+
 /// JSON code of a callback for an interaction Discord no longer knows (too late, or answered
 /// twice).
 pub const UNKNOWN_INTERACTION: u32 = 10062;

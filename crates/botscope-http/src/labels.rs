@@ -35,6 +35,8 @@ pub(crate) const ENDPOINT: &str = "endpoint";
 pub(crate) const METHOD: &str = "method";
 pub(crate) const STATUS_CODE: &str = "status_code";
 pub(crate) const SCOPE: &str = "scope";
+/// `N_clock_skew_total`'s label.
+pub(crate) const REASON: &str = "reason";
 pub(crate) const OUTCOME: &str = "outcome";
 pub(crate) const KIND: &str = "kind";
 

@@ -69,14 +69,18 @@ async fn response_latency_and_outcome_come_from_the_snowflake() {
     // A 404 whose JSON code is not 10062: the proxy reads the code, so it is an error.
     fake.push(botscope_testkit::rest::Reply::Status(404));
     assert_eq!(respond(&client, &ping.minted()).await, Err(404));
+    // Older than any interaction lives (a forged id, say): late, and no latency.
+    let forged = ping.minted_at(SystemTime::UNIX_EPOCH + Duration::from_secs(1_420_070_400));
+    assert_eq!(respond(&client, &forged).await, Err(404));
 
     let scrape = metrics.scrape();
     let outcome = |outcome| scrape.value(RESPONSES, &[("outcome", outcome)]);
     assert_eq!(outcome("ok"), Some(2.0));
-    assert_eq!(outcome("late"), Some(1.0));
+    assert_eq!(outcome("late"), Some(2.0));
     assert_eq!(outcome("unknown_interaction"), Some(1.0));
     assert_eq!(outcome("error"), Some(1.0));
-    assert_eq!(scrape.value(SKEW, &[]), Some(1.0));
+    assert_eq!(scrape.value(SKEW, &[("reason", "ahead")]), Some(1.0));
+    assert_eq!(scrape.value(SKEW, &[("reason", "expired")]), Some(1.0));
     let bucket = |le| scrape.value(&format!("{LATENCY}_bucket"), &[("le", le)]);
     assert!(
         bucket("0.05") >= Some(1.0),
@@ -87,6 +91,11 @@ async fn response_latency_and_outcome_come_from_the_snowflake() {
     assert_eq!(scrape.value(&format!("{LATENCY}_count"), &[]), Some(5.0));
 
     // No token and no interaction id reaches a label.
+    // The forged one adds nothing to the sum: five latencies of a few seconds at most.
+    let sum = scrape.value(&format!("{LATENCY}_sum"), &[]).expect("sum");
+    assert!(sum < 60.0, "latency sum {sum}");
+    // (the forged id is a short number, which a scrape's figures may spell by chance)
+    assert!(!scrape.text().contains(&forged.token));
     for minted in [&fresh, &stale, &refused, &ahead] {
         assert!(!scrape.text().contains(&minted.token));
         assert!(!scrape.text().contains(&minted.id.to_string()));
