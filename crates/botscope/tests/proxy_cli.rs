@@ -78,6 +78,7 @@ fn help_lists_every_option_with_its_default_and_variable() {
             "100",
         ),
         ("--max-connections", "BOTSCOPE_PROXY_MAX_CONNECTIONS", "256"),
+        ("--global-limit", "BOTSCOPE_PROXY_GLOBAL_LIMIT", "50"),
     ] {
         let text = paragraph(&help, flag);
         assert!(text.contains(&format!("[env: {variable}")), "{text}");
@@ -176,6 +177,8 @@ fn a_bad_value_is_a_short_error_naming_the_option_and_the_value() {
         ("--header-read-timeout", "NaN"),
         ("--timeout", "1e300"),
         ("--max-connections", "0"),
+        ("--global-limit", "0"),
+        ("--global-limit", "70000"),
     ] {
         // `=` so that `-1` is a value, not a flag.
         refused(proxy().arg(format!("{flag}={bad}")), &[flag, bad]);

@@ -74,6 +74,7 @@ pub struct DiscordProxyBuilder {
     naming: Option<Naming>,
     metrics: Option<DiscordMetricsLayer>,
     ratelimiter: Option<RateLimiter>,
+    global_limit: Option<u16>,
     sweep_interval: Option<Duration>,
     crypto_provider: Option<Arc<rustls::crypto::CryptoProvider>>,
     layers: Vec<LayerFn>,
@@ -108,6 +109,7 @@ impl Default for DiscordProxyBuilder {
             naming: None,
             metrics: None,
             ratelimiter: None,
+            global_limit: None,
             sweep_interval: None,
             crypto_provider: None,
             layers: Vec::new(),
@@ -224,6 +226,14 @@ impl DiscordProxyBuilder {
         self
     }
 
+    /// The bot's global limit, in requests per second, of the ratelimiter built when none is
+    /// given (default 50, Discord's for most bots; large bots can be granted more): see
+    /// [`DiscordRateLimitLayerBuilder::global_limit`](crate::DiscordRateLimitLayerBuilder::global_limit).
+    pub fn global_limit(mut self, limit: u16) -> Self {
+        self.global_limit = Some(limit);
+        self
+    }
+
     /// How often the ratelimiter's per-token queues (webhooks, interactions) are swept:
     /// [`DiscordRateLimitLayerBuilder::sweep_interval`](crate::DiscordRateLimitLayerBuilder::sweep_interval).
     pub fn ratelimit_sweep_interval(mut self, interval: Duration) -> Self {
@@ -312,6 +322,9 @@ impl DiscordProxyBuilder {
         }
         if let Some(ratelimiter) = self.ratelimiter {
             ratelimit = ratelimit.ratelimiter(ratelimiter);
+        }
+        if let Some(limit) = self.global_limit {
+            ratelimit = ratelimit.global_limit(limit);
         }
         if let Some(interval) = self.sweep_interval {
             ratelimit = ratelimit.sweep_interval(interval);

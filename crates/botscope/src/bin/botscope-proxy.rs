@@ -53,6 +53,7 @@ use botscope::http::forward::{DEFAULT_TIMEOUT, DEFAULT_UPSTREAM};
 use botscope::http::proxy::{
     DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_CONNECTIONS, validate_upstream,
 };
+use botscope::http::ratelimit::DEFAULT_GLOBAL_LIMIT;
 use clap::error::ErrorKind;
 use clap::{CommandFactory as _, Parser};
 use tracing::Level;
@@ -162,6 +163,17 @@ struct Args {
         value_parser = max_connections,
     )]
     max_connections: usize,
+
+    /// The bot's global limit in requests per second (Discord's default is 50; large bots can
+    /// be granted more); interaction and webhook routes are exempt
+    #[arg(
+        long,
+        value_name = "PER_SECOND",
+        env = "BOTSCOPE_PROXY_GLOBAL_LIMIT",
+        default_value_t = DEFAULT_GLOBAL_LIMIT,
+        value_parser = global_limit,
+    )]
+    global_limit: u16,
 }
 
 impl std::fmt::Debug for Args {
@@ -180,6 +192,7 @@ impl std::fmt::Debug for Args {
             .field("body_timeout", &self.body_timeout)
             .field("header_read_timeout", &self.header_read_timeout)
             .field("max_connections", &self.max_connections)
+            .field("global_limit", &self.global_limit)
             .finish()
     }
 }
@@ -226,6 +239,14 @@ fn max_connections(value: &str) -> Result<usize, String> {
     match value.trim().parse::<usize>() {
         Ok(max) if max > 0 => Ok(max),
         _ => Err("expected a whole number of connections, at least 1".to_owned()),
+    }
+}
+
+/// At least one request per second.
+fn global_limit(value: &str) -> Result<u16, String> {
+    match value.trim().parse::<u16>() {
+        Ok(limit) if limit > 0 => Ok(limit),
+        _ => Err("expected a whole number of requests per second, from 1 to 65535".to_owned()),
     }
 }
 
@@ -299,6 +320,7 @@ async fn run(args: Args) -> Result<(), String> {
         .body_timeout(Duration::from_secs_f64(args.body_timeout))
         .header_read_timeout(Duration::from_secs_f64(args.header_read_timeout))
         .max_connections(args.max_connections)
+        .global_limit(args.global_limit)
         .spawn()
         .await
         .map_err(|error| format!("cannot start the proxy: {}", chain(&error)))?;
