@@ -4,7 +4,8 @@
 //! `Allow: GET, HEAD` for other methods; HEAD gets the headers of GET and no body. A tower stack
 //! on hyper:
 //!
-//! - tower-http's `CompressionLayer` answers gzip when the scraper asks for it;
+//! - tower-http's `CompressionLayer` answers gzip when the scraper asks for it, and 406 (with
+//!   an empty body) when it accepts neither gzip nor identity;
 //! - with a bearer token, `ValidateRequestHeaderLayer` answers 401 with `WWW-Authenticate:
 //!   Bearer` on `/metrics` unless `Authorization: Bearer <token>` matches (the scheme in any
 //!   case, the token compared in constant time); `/healthz` stays open for probes;
@@ -176,8 +177,22 @@ fn service(
         ))
         .service_fn(move |request| scrape(request, Arc::clone(&collector)));
     ServiceBuilder::new()
+        .map_response(without_refused_body)
         .layer(CompressionLayer::new().quality(CompressionLevel::Fastest))
         .service_fn(move |request| route(request, metrics.clone()))
+}
+
+/// tower-http's 406 (the client accepts no encoding the server has, as with
+/// `Accept-Encoding: identity;q=0, *;q=0`) keeps the inner answer's body: the whole exposition,
+/// to a client that said it takes none of it. It goes out empty instead.
+fn without_refused_body(
+    mut response: Response<CompressionBody<Chunks>>,
+) -> Response<CompressionBody<Chunks>> {
+    if response.status() == StatusCode::NOT_ACCEPTABLE {
+        *response.body_mut() = CompressionBody::default();
+        response.headers_mut().remove(CONTENT_TYPE);
+    }
+    response
 }
 
 /// `/healthz` answers whatever the scrapes do: a stuck collection must not fail a liveness probe.

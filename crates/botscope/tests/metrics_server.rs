@@ -227,6 +227,19 @@ async fn gzip_body_decodes_to_the_same_text() {
         assert_eq!(reply.header("content-encoding"), None, "{refused}");
         assert_eq!(reply.text(), plain.text(), "{refused}");
     }
+
+    // Neither gzip nor identity: 406, without the exposition the client said it cannot take.
+    for refused in ["identity;q=0, *;q=0", "*;q=0"] {
+        let reply = request(addr, "GET", "/metrics", &[("accept-encoding", refused)]).await;
+        assert_eq!(reply.status, 406, "{refused}");
+        assert!(
+            reply.body.is_empty(),
+            "{refused}: {} bytes",
+            reply.body.len()
+        );
+        assert_eq!(reply.header("content-type"), None, "{refused}");
+        assert_eq!(reply.header("vary"), Some("accept-encoding"), "{refused}");
+    }
     telemetry.shutdown().await;
 }
 
