@@ -9,7 +9,7 @@ use botscope_tests::prometheus::check_metrics;
 
 /// Every family of the catalogue as the demo (namespace `disruptor`, feature `jemalloc`)
 /// exposes it, by the sample name a histogram or counter shows.
-const FAMILIES: [&str; 57] = [
+const FAMILIES: [&str; 59] = [
     "disruptor_scheduler_job_duration_seconds_bucket",
     "disruptor_scheduler_jobs_total",
     "disruptor_scheduler_active_jobs",
@@ -30,6 +30,8 @@ const FAMILIES: [&str; 57] = [
     "disruptor_discord_api_ratelimited_total",
     "disruptor_discord_api_ratelimit_wait_seconds_bucket",
     "disruptor_discord_api_invalid_requests",
+    "disruptor_discord_api_requests_queued",
+    "disruptor_discord_api_global_hold_seconds",
     "disruptor_gateway_events_total",
     "disruptor_gateway_latency_seconds_bucket",
     "disruptor_gateway_shard_status",

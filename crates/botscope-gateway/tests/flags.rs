@@ -2,39 +2,15 @@
 //! a shard whose heartbeat acknowledgements never reach the tap is reported once, in a log
 //! line naming the missing flags.
 
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use botscope_gateway::GatewayTap;
 use botscope_testkit::TestMetrics;
 use botscope_testkit::gateway::FakeGateway;
+use botscope_testkit::logs::Logs;
 use twilight_gateway::{
     ConfigBuilder, Event, EventTypeFlags, Intents, Shard, ShardId, StreamExt as _,
 };
-
-/// Every log line, as text.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl Logs {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(PoisonError::into_inner)).into_owned()
-    }
-}
-
-impl std::io::Write for Logs {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 const WARNING: &str = "no acknowledgement reached the gateway tap";
 
@@ -46,13 +22,7 @@ async fn run(
 ) -> (String, botscope_testkit::Scrape) {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let logs = Logs::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer({
-            let logs = logs.clone();
-            move || logs.clone()
-        })
-        .finish();
-    let _logging = tracing::subscriber::set_default(subscriber);
+    let _logging = logs.capture();
 
     let gateway = FakeGateway::builder()
         .heartbeat_interval(Duration::from_millis(100))

@@ -1,8 +1,10 @@
 //! Soak benchmark: memory of the proxy under millions of distinct routes.
 //!
 //! Drives `--routes` distinct interaction callbacks (`POST
-//! /api/v10/interactions/{id}/{token}/callback`) or webhook executions (`POST
-//! /api/v10/webhooks/{id}/{token}`) through a real [`DiscordProxy`], `--concurrency` requests
+//! /api/v10/interactions/{id}/{token}/callback`), webhook executions (`POST
+//! /api/v10/webhooks/{id}/{token}`) or messages to distinct channels (`POST
+//! /api/v10/channels/{id}/messages`, routes twilight's limiter queues) through a real
+//! [`DiscordProxy`], `--concurrency` requests
 //! in flight over as many keep-alive connections, to a loopback upstream that answers every
 //! request like Discord: 204 with `x-ratelimit-bucket`, `-limit`, `-remaining`, `-reset`,
 //! `-reset-after` and `-scope: user`. It prints the process's resident set (`VmRSS`) before,
@@ -12,9 +14,12 @@
 //! ```text
 //! cargo run --release -p botscope-http --example soak -- --routes 1000000 --kind interactions
 //! cargo run --release -p botscope-http --example soak -- --routes 1000000 --kind webhooks
+//! cargo run --release -p botscope-http --example soak -- --routes 1000000 --kind channels
 //! ```
 //!
-//! Options: `--routes N` (default 1,000,000), `--kind interactions|webhooks`, `--concurrency N`
+//! Options: `--routes N` (default 1,000,000), `--kind interactions|webhooks|channels`,
+//! `--global-limit N` (the proxy's global requests per second, default 65,535: the soak
+//! measures memory, and at Discord's 50 a million routes take 5.5 hours), `--concurrency N`
 //! (64), `--rounds N` (1: each round sends `--routes` new routes, then sweeps), `--remaining N`
 //! (the upstream's `x-ratelimit-remaining`, default 0: every route's bucket is left exhausted
 //! until its reset, the worst case for what a limiter must remember), `--reset-after SECS`
@@ -45,6 +50,7 @@ use tokio::net::{TcpListener, TcpStream};
 enum Kind {
     Interactions,
     Webhooks,
+    Channels,
 }
 
 #[derive(Clone, Copy)]
@@ -56,6 +62,7 @@ struct Options {
     remaining: u16,
     reset_after: f64,
     sweep: Duration,
+    global_limit: u16,
 }
 
 fn parse_options() -> Result<Options, String> {
@@ -67,6 +74,7 @@ fn parse_options() -> Result<Options, String> {
         remaining: 0,
         reset_after: 1.0,
         sweep: Duration::from_secs(5),
+        global_limit: u16::MAX,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -78,9 +86,11 @@ fn parse_options() -> Result<Options, String> {
                 options.kind = match value.as_str() {
                     "interactions" => Kind::Interactions,
                     "webhooks" => Kind::Webhooks,
+                    "channels" => Kind::Channels,
                     _ => return Err(bad()),
                 }
             }
+            "--global-limit" => options.global_limit = value.parse().map_err(|_| bad())?,
             "--concurrency" => options.concurrency = value.parse().map_err(|_| bad())?,
             "--rounds" => options.rounds = value.parse().map_err(|_| bad())?,
             "--remaining" => options.remaining = value.parse().map_err(|_| bad())?,
@@ -179,6 +189,7 @@ fn path(kind: Kind, n: u64) -> String {
         }
         // Webhook tokens are 68 characters.
         Kind::Webhooks => format!("/api/v10/webhooks/{id}/{n:0>68x}"),
+        Kind::Channels => format!("/api/v10/channels/{id}/messages"),
     }
 }
 
@@ -195,7 +206,7 @@ async fn worker(proxy: SocketAddr, kind: Kind, next: Arc<AtomicU64>, end: u64) -
     tokio::spawn(connection);
     let body: &'static [u8] = match kind {
         Kind::Interactions => br#"{"type":6}"#,
-        Kind::Webhooks => br#"{"content":"soak"}"#,
+        Kind::Webhooks | Kind::Channels => br#"{"content":"soak"}"#,
     };
     let mut failures = 0;
     loop {
@@ -276,6 +287,7 @@ fn main() -> ExitCode {
             .upstream(format!("http://{upstream}"))
             .meter(metrics.meter())
             .ratelimit_sweep_interval(options.sweep)
+            .global_limit(options.global_limit)
             .spawn()
             .await
             .expect("proxy");
@@ -283,16 +295,18 @@ fn main() -> ExitCode {
         let kind = match options.kind {
             Kind::Interactions => "interactions",
             Kind::Webhooks => "webhooks",
+            Kind::Channels => "channels",
         };
         println!(
             "soak: {} distinct {kind} per round, {} round(s), {} in flight, upstream remaining \
-             {} reset-after {} s, sweep after {:?}, system allocator",
+             {} reset-after {} s, sweep after {:?}, global limit {}/s, system allocator",
             options.routes,
             options.rounds,
             options.concurrency,
             options.remaining,
             options.reset_after,
             options.sweep,
+            options.global_limit,
         );
         // Warm up: connections, buffers, the metric series.
         let warm = round(addr, &options, 0, 1_000.min(options.routes)).await;

@@ -19,10 +19,11 @@ use opentelemetry::{KeyValue, StringValue, Value};
 use crate::failure::{BodyErrorKind, ForwardFailure};
 use crate::labels::{
     COMMON_STATUSES, ENDPOINT, HTTP_METHODS, HTTP_REQUEST_METHOD, HTTP_RESPONSE_STATUS_CODE, KIND,
-    METHOD, REASON, SERVER_ADDRESS, SERVER_PORT, STATUS_CANCELLED, STATUS_CLIENT_ERROR,
+    METHOD, REASON, SCOPE, SERVER_ADDRESS, SERVER_PORT, STATUS_CANCELLED, STATUS_CLIENT_ERROR,
     STATUS_CODE, STATUS_ERROR, STATUS_PANIC, STATUS_TIMEOUT, URL_TEMPLATE, common_status, kv,
     semconv_method, status_value,
 };
+use crate::scope::RateLimitScope;
 use crate::session::SessionStartLimit;
 
 /// Counter `N_discord_api_requests_total{endpoint,method,status_code}`.
@@ -37,6 +38,11 @@ pub const RATELIMITED: &str = "discord_api_ratelimited";
 pub const INVALID_REQUESTS: &str = "discord_api_invalid_requests";
 /// Histogram `N_discord_api_ratelimit_wait_seconds{endpoint}`: time queued for a bucket.
 pub const RATELIMIT_WAIT: &str = "discord_api_ratelimit_wait";
+/// Up/down counter `N_discord_api_requests_queued`: requests the ratelimit layer holds back.
+pub const REQUESTS_QUEUED: &str = "discord_api_requests_queued";
+/// Gauge `N_discord_api_global_hold_seconds{scope}`: what is left of the hold of a global
+/// (`global`) or header-less (`cloudflare`) 429.
+pub const GLOBAL_HOLD: &str = "discord_api_global_hold";
 /// Histogram `N_interaction_response_seconds`: an interaction's creation to its callback.
 pub const INTERACTION_RESPONSE: &str = "interaction_response";
 /// Counter `N_interaction_responses_total{outcome}`.
@@ -431,33 +437,70 @@ impl fmt::Debug for BodyErrors {
     }
 }
 
-/// `N_discord_api_ratelimit_wait_seconds{endpoint}`: the instrument of the ratelimit layer.
-pub(crate) struct RatelimitWait(Histogram<f64>);
+/// The instruments of one [`DiscordRateLimitLayer`](crate::DiscordRateLimitLayer).
+pub(crate) struct RatelimitInstruments {
+    wait: Histogram<f64>,
+    /// Bound once: the series has no attributes.
+    pub(crate) queued: BoundUpDownCounter<i64>,
+    _hold: ObservableGauge<f64>,
+}
 
-impl RatelimitWait {
-    pub(crate) fn new(meter: &Meter) -> Self {
-        Self(
-            meter
+impl RatelimitInstruments {
+    /// The instruments; `hold_left` tells what is left of the global and the Cloudflare hold
+    /// (`None` once the layer is gone: it then reports nothing).
+    pub(crate) fn new(
+        meter: &Meter,
+        hold_left: impl Fn() -> Option<(Duration, Duration)> + Send + Sync + 'static,
+    ) -> Self {
+        let queued = meter
+            .i64_up_down_counter(REQUESTS_QUEUED)
+            .with_description(
+                "Discord REST requests waiting for their ratelimit bucket or a 429's hold",
+            )
+            .build()
+            .bind(&[]);
+        // Exported at 0 from now, not from the first request.
+        queued.add(0);
+        let global = [kv(SCOPE, Value::from(RateLimitScope::Global.as_str()))];
+        let cloudflare = [kv(SCOPE, Value::from(RateLimitScope::Cloudflare.as_str()))];
+        Self {
+            wait: meter
                 .f64_histogram(RATELIMIT_WAIT)
                 .with_description("Time a Discord REST request waited for its ratelimit bucket")
                 .with_unit(SECONDS)
                 .with_boundaries(default_buckets())
                 .build(),
-        )
+            queued,
+            _hold: meter
+                .f64_observable_gauge(GLOBAL_HOLD)
+                .with_description(
+                    "Seconds left of the hold a global or header-less 429 put on requests",
+                )
+                .with_unit(SECONDS)
+                .with_callback(move |observer| {
+                    let Some((global_left, cloudflare_left)) = hold_left() else {
+                        return;
+                    };
+                    observer.observe(global_left.as_secs_f64(), &global);
+                    observer.observe(cloudflare_left.as_secs_f64(), &cloudflare);
+                })
+                .build(),
+        }
     }
 
     /// Records that a request to `endpoint` waited `waited` for its turn.
-    pub(crate) fn record(&self, endpoint: &StringValue, waited: Duration) {
-        self.0.record(
+    pub(crate) fn record_wait(&self, endpoint: &StringValue, waited: Duration) {
+        self.wait.record(
             waited.as_secs_f64(),
             &[kv(ENDPOINT, Value::String(endpoint.clone()))],
         );
     }
 }
 
-impl fmt::Debug for RatelimitWait {
+impl fmt::Debug for RatelimitInstruments {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RatelimitWait").finish_non_exhaustive()
+        f.debug_struct("RatelimitInstruments")
+            .finish_non_exhaustive()
     }
 }
 

@@ -6,6 +6,7 @@ pub mod bench;
 pub mod client;
 pub mod gateway;
 pub mod interaction;
+pub mod logs;
 pub mod rest;
 pub mod scrape;
 

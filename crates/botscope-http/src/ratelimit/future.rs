@@ -8,7 +8,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
+use botscope_core::clock::{self, Instant};
+use botscope_core::gauge::GaugeGuard;
 use botscope_core::outcome::{Ending, Finish, Timer};
+use botscope_core::snowflake;
 use opentelemetry::StringValue;
 use pin_project_lite::pin_project;
 use tokio::sync::OwnedSemaphorePermit;
@@ -17,13 +20,15 @@ use tower::Service;
 use twilight_http_ratelimiting::PermitFuture;
 
 use crate::failure::ForwardFailure;
+use crate::interaction::RESPONSE_DEADLINE;
+use crate::ratelimit::generations::Generation;
 use crate::ratelimit::queues::{Ticket, Turn};
 use crate::ratelimit::state::{Grant, Queue, Shared, complete};
 use crate::route::RouteKind;
 
 /// The [`Finish`] of a request's wait for its right to go: recorded in
 /// `N_discord_api_ratelimit_wait_seconds` when the request is sent, not when it is dropped
-/// while it waits.
+/// while it waits; counted in `N_discord_api_requests_queued` until either.
 struct Wait {
     shared: Arc<Shared>,
     label: StringValue,
@@ -32,7 +37,7 @@ struct Wait {
 impl Finish<()> for Wait {
     fn finish(self, elapsed: Duration, ending: Ending<'_, ()>) {
         if ending.is_completed() {
-            self.shared.wait.record(&self.label, elapsed);
+            self.shared.instruments.record_wait(&self.label, elapsed);
         }
     }
 }
@@ -44,27 +49,40 @@ pub(crate) struct Waiting<S, B> {
     request: Option<http::Request<B>>,
     queue: Queue,
     kind: RouteKind,
+    /// The `endpoint` label: the route's template.
+    endpoint: StringValue,
+    /// When an interaction callback's 3 s run out.
+    deadline: Option<Instant>,
     /// Times the wait, from the call to the moment the request is sent.
     wait: Option<Timer<(), Wait>>,
     /// The place in the token's queue, while awaiting the turn.
     ticket: Option<Ticket>,
+    /// The limiter generation asked for the permit, while awaiting it.
+    generation: Option<Arc<Generation>>,
     grant: Option<Grant>,
 }
 
 impl<S, B> Waiting<S, B> {
     /// A request to send with `service` once `queue` lets it go; its wait is recorded under
-    /// `label`.
+    /// `endpoint`. `interaction` is the id of an interaction callback's interaction.
     pub(crate) fn new(
         shared: Arc<Shared>,
         service: S,
         request: http::Request<B>,
         queue: Queue,
         kind: RouteKind,
-        label: StringValue,
+        endpoint: StringValue,
+        interaction: Option<u64>,
     ) -> Self {
         let wait = Timer::start(Wait {
             shared: Arc::clone(&shared),
-            label,
+            label: endpoint.clone(),
+        })
+        .with_gauge(GaugeGuard::new(&shared.instruments.queued));
+        let deadline = interaction.map(|id| {
+            // A host clock behind Discord's reads the interaction as new.
+            let age = snowflake::age_now(id).unwrap_or_default();
+            clock::now() + RESPONSE_DEADLINE.saturating_sub(age)
         });
         Self {
             shared,
@@ -72,18 +90,44 @@ impl<S, B> Waiting<S, B> {
             request: Some(request),
             queue,
             kind,
+            endpoint,
+            deadline,
             wait: Some(wait),
             ticket: None,
+            generation: None,
             grant: None,
         }
+    }
+
+    /// Until when a global or Cloudflare 429 holds the request, if it does.
+    ///
+    /// Never an interaction callback past its deadline while it can still make it: held, it
+    /// would be late for certain, so it goes now and its answer is counted as it comes. Once
+    /// the deadline has passed it is late whatever happens, and waits like any request.
+    fn blocked_until(&self) -> Option<Instant> {
+        let until = self.shared.holds.blocked_until(self.kind)?;
+        if let Some(deadline) = self.deadline
+            && until > deadline
+            && clock::now() < deadline
+        {
+            tracing::debug!(
+                route = self.endpoint.as_str(),
+                "an interaction callback goes out despite a hold that outlasts its deadline"
+            );
+            return None;
+        }
+        Some(until)
     }
 
     /// The stage that asks the request's limiter for its right to go.
     fn acquire<F>(&mut self) -> Stage<F> {
         match &self.queue {
-            Queue::Twilight(endpoint) => Stage::Acquire {
-                permit: self.shared.ratelimiter().acquire(endpoint.clone()),
-            },
+            Queue::Twilight(endpoint) => {
+                let generation = self.shared.ratelimiters.for_endpoint(endpoint);
+                let permit = generation.ratelimiter().acquire(endpoint.clone());
+                self.generation = Some(generation);
+                Stage::Acquire { permit }
+            }
             Queue::Token(key) => {
                 let (ticket, turn) = self.shared.tokens.join(*key);
                 self.ticket = Some(ticket);
@@ -143,7 +187,7 @@ where
     /// A request that waits for its right to go first: held if a 429 holds it, else asking
     /// its limiter now.
     pub(crate) fn waiting(mut waiting: Waiting<S, B>) -> Self {
-        let stage = match waiting.shared.holds.blocked_until(waiting.kind) {
+        let stage = match waiting.blocked_until() {
             Some(until) => Stage::Blocked {
                 sleep: Box::pin(tokio::time::sleep_until(until)),
             },
@@ -180,7 +224,7 @@ where
                 StageProj::Blocked { sleep } => {
                     ready!(sleep.as_mut().poll(cx));
                     let waiting = this.waiting.as_mut().expect("waiting until called");
-                    match waiting.shared.holds.blocked_until(waiting.kind) {
+                    match waiting.blocked_until() {
                         // Blocked again meanwhile: wait on.
                         Some(until) => Stage::Blocked {
                             sleep: Box::pin(tokio::time::sleep_until(until)),
@@ -191,7 +235,10 @@ where
                 StageProj::Acquire { permit } => {
                     let permit = ready!(Pin::new(permit).poll(cx));
                     let waiting = this.waiting.as_mut().expect("waiting until called");
-                    waiting.grant = Some(Grant::Twilight(permit));
+                    // Set with the `Acquire` stage, taken only here.
+                    if let Some(generation) = waiting.generation.take() {
+                        waiting.grant = Some(Grant::Twilight(permit, generation));
+                    }
                     waiting.held_or_call()
                 }
                 StageProj::Turn { turn } => {
@@ -228,6 +275,7 @@ where
                             Ok(response) => complete(
                                 &waiting.shared,
                                 waiting.kind,
+                                &waiting.endpoint,
                                 grant,
                                 response.status(),
                                 response.headers(),
@@ -255,7 +303,7 @@ where
             Queue::Token(key) => self.shared.tokens.held_until(key),
             Queue::Twilight(_) => None,
         };
-        if let Some(until) = queue.max(self.shared.holds.blocked_until(self.kind)) {
+        if let Some(until) = queue.max(self.blocked_until()) {
             return Stage::Held {
                 sleep: Box::pin(tokio::time::sleep_until(until)),
             };

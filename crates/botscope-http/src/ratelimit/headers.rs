@@ -19,7 +19,25 @@ pub const DEFAULT_BACKOFF: Duration = Duration::from_secs(1);
 
 /// The longest wait any header can ask for: `retry-after` and `x-ratelimit-reset-after` of
 /// every scope are cut to it, `inf` included. See [Bounds](crate::ratelimit#bounds).
+///
+/// It bounds what one route's bucket holds: Discord's own per-route limits reset within
+/// minutes (renaming a channel: twice in ten minutes) and a shared resource's may take
+/// longer, and such a hold stops that one bucket, nothing else.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60 * 60);
+
+/// The longest one 429 without a bucket (a global one, or a header-less one from Cloudflare)
+/// holds requests, whatever its `retry-after` says.
+///
+/// Such a hold stops every request of the bot, so one answer claiming more is not believed:
+/// Discord's global limit is per second (a real global 429 asks for less than a second), and
+/// during a longer Cloudflare ban a retry once a minute costs one more invalid request a
+/// minute, where trusting a forged `retry-after: 1e9` would freeze the bot's REST for the
+/// hour of [`MAX_RETRY_AFTER`]. A hold still in place when its 429's retry is answered with
+/// another 429 is held again, so a real ban goes on being respected.
+pub const MAX_HOLD: Duration = Duration::from_secs(60);
+
+/// Holds longer than this are logged at WARN, once each (see [Holds](crate::ratelimit#holds)).
+pub const WARN_HOLD: Duration = Duration::from_secs(5);
 
 fn header<T: std::str::FromStr>(headers: &HeaderMap, name: &str) -> Option<T> {
     headers.get(name)?.to_str().ok()?.trim().parse().ok()

@@ -1,13 +1,13 @@
-//! The holds a 429 without a bucket puts on every request: a global 429 holds all but the
-//! routes exempt from the global limit, a Cloudflare 429 (or one on an exempt route) holds
-//! everything. Lock-free: two deadlines in atomics.
+//! The holds a 429 without a bucket puts on requests: a global 429 holds all but the routes
+//! exempt from the global limit, a Cloudflare 429 holds everything. Lock-free: two deadlines
+//! in atomics.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use botscope_core::clock::{self, Instant};
 
-use crate::ratelimit::headers::MIN_BACKOFF;
+use crate::ratelimit::headers::{MAX_HOLD, MIN_BACKOFF};
 use crate::route::RouteKind;
 
 /// Which requests a 429 without a bucket to learn holds.
@@ -15,7 +15,7 @@ use crate::route::RouteKind;
 pub(crate) enum Hold {
     /// Every request but those exempt from the global limit.
     Global,
-    /// Every request.
+    /// Every request (a Cloudflare ban is on the IP).
     All,
 }
 
@@ -26,8 +26,8 @@ pub(crate) struct Holds {
     /// Nanoseconds after `base` until which a global 429 holds every request but exempt ones
     /// ([`RouteKind::is_exempt_from_global`]); 0 when nothing is held.
     global_until: AtomicU64,
-    /// Nanoseconds after `base` until which a Cloudflare 429, or a bucketless 429 answered to
-    /// an exempt request, holds every request; 0 when nothing is held.
+    /// Nanoseconds after `base` until which a Cloudflare 429 holds every request; 0 when
+    /// nothing is held.
     all_until: AtomicU64,
 }
 
@@ -40,6 +40,20 @@ impl Holds {
         }
     }
 
+    fn deadline(&self, hold: Hold) -> &AtomicU64 {
+        match hold {
+            Hold::Global => &self.global_until,
+            Hold::All => &self.all_until,
+        }
+    }
+
+    fn until(&self, nanos: u64) -> Option<Instant> {
+        match nanos {
+            0 => None,
+            nanos => Some(self.base + Duration::from_nanos(nanos)),
+        }
+    }
+
     /// Until when a request of `kind` must wait before asking the limiter, if at all.
     pub(crate) fn blocked_until(&self, kind: RouteKind) -> Option<Instant> {
         let all = self.all_until.load(Ordering::Acquire);
@@ -48,24 +62,59 @@ impl Holds {
         } else {
             all.max(self.global_until.load(Ordering::Acquire))
         };
-        match nanos {
-            0 => None,
-            nanos => {
-                let until = self.base + Duration::from_nanos(nanos);
-                (until > clock::now()).then_some(until)
-            }
-        }
+        self.until(nanos).filter(|&until| until > clock::now())
     }
 
-    /// Holds the requests `hold` names for `wait` from now, at least [`MIN_BACKOFF`]; a
-    /// longer hold already in place stays.
-    pub(crate) fn block_for(&self, hold: Hold, wait: Duration) {
-        let until = clock::now() + wait.max(MIN_BACKOFF);
-        let nanos = u64::try_from(until.duration_since(self.base).as_nanos()).unwrap_or(u64::MAX);
-        let deadline = match hold {
-            Hold::Global => &self.global_until,
-            Hold::All => &self.all_until,
-        };
-        deadline.fetch_max(nanos.max(1), Ordering::AcqRel);
+    /// How long `hold` still holds requests; zero when it does not.
+    pub(crate) fn remaining(&self, hold: Hold) -> Duration {
+        self.until(self.deadline(hold).load(Ordering::Acquire))
+            .map_or(Duration::ZERO, |until| {
+                until.saturating_duration_since(clock::now())
+            })
+    }
+
+    /// Holds the requests `hold` names for `wait` from now, from [`MIN_BACKOFF`] to
+    /// [`MAX_HOLD`]; a longer hold already in place stays. Returns the hold's length and how
+    /// long it was held before, so that the caller logs a long one once.
+    pub(crate) fn block_for(&self, hold: Hold, wait: Duration) -> (Duration, Duration) {
+        let wait = wait.clamp(MIN_BACKOFF, MAX_HOLD);
+        let now = clock::now();
+        let nanos = u64::try_from((now + wait).duration_since(self.base).as_nanos())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let before = self.deadline(hold).fetch_max(nanos, Ordering::AcqRel);
+        let before = self
+            .until(before)
+            .map_or(Duration::ZERO, |until| until.saturating_duration_since(now));
+        (wait.max(before), before)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hold_is_cut_to_its_bound_and_runs_out() {
+        let holds = Holds::new();
+        let (length, before) = holds.block_for(Hold::Global, Duration::from_secs(1_000_000_000));
+        assert_eq!((length, before), (MAX_HOLD, Duration::ZERO));
+        assert_eq!(holds.remaining(Hold::Global), MAX_HOLD);
+        assert_eq!(holds.remaining(Hold::All), Duration::ZERO);
+        assert!(holds.blocked_until(RouteKind::Standard).is_some());
+        assert_eq!(holds.blocked_until(RouteKind::InteractionCallback), None);
+        // A shorter hold leaves the longer one in place.
+        let (length, before) = holds.block_for(Hold::Global, Duration::from_secs(2));
+        assert_eq!((length, before), (MAX_HOLD, MAX_HOLD));
+        tokio::time::advance(MAX_HOLD).await;
+        assert_eq!(holds.blocked_until(RouteKind::Standard), None);
+        assert_eq!(holds.remaining(Hold::Global), Duration::ZERO);
+        let (length, _) = holds.block_for(Hold::All, Duration::ZERO);
+        assert_eq!(length, MIN_BACKOFF);
+        assert!(
+            holds
+                .blocked_until(RouteKind::InteractionCallback)
+                .is_some()
+        );
     }
 }

@@ -1,15 +1,16 @@
 //! [`DiscordRateLimitLayer`] and its builder.
 
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use opentelemetry::metrics::Meter;
 use tower::Layer;
 use twilight_http_ratelimiting::RateLimiter;
 
-use crate::instruments::RatelimitWait;
-use crate::ratelimit::holds::Holds;
+use crate::instruments::RatelimitInstruments;
+use crate::ratelimit::generations::Generations;
+use crate::ratelimit::holds::{Hold, Holds};
 use crate::ratelimit::queues::{DEFAULT_SWEEP_INTERVAL, TokenQueues};
 use crate::ratelimit::service::DiscordRateLimit;
 use crate::ratelimit::state::Shared;
@@ -42,7 +43,9 @@ impl DiscordRateLimitLayerBuilder {
     /// queues ([Memory](crate::ratelimit#memory)): clone the layer to share those too.
     ///
     /// The limiter is a task of the runtime it was created in: once that runtime shuts down,
-    /// twilight's limiter panics on every request, so it must outlive the layer's use.
+    /// twilight's limiter panics on every request, so it must outlive the layer's use. A
+    /// limiter given here is kept for good: it is never replaced by a new generation, so its
+    /// memory grows with every distinct route it sees ([Memory](crate::ratelimit#memory)).
     pub fn ratelimiter(mut self, ratelimiter: RateLimiter) -> Self {
         self.ratelimiter = Some(ratelimiter);
         self
@@ -81,29 +84,33 @@ impl DiscordRateLimitLayerBuilder {
 
     /// Builds the layer.
     ///
-    /// The limiter runs as a Tokio task: without a limiter given, and outside a runtime, it
-    /// starts on the runtime of the first request instead of now.
+    /// Without a limiter given, twilight's limiter runs on a thread and runtime of its own
+    /// (`botscope-ratelimiter`), which it leaves once it has seen
+    /// [`LIMITER_ROUTES`](crate::ratelimit::LIMITER_ROUTES) distinct routes
+    /// ([Memory](crate::ratelimit#memory)).
     pub fn build(self) -> DiscordRateLimitLayer {
         let meter =
             botscope_core::meter::meter_or_global(self.meter, crate::SCOPE_NAME, crate::VERSION);
         let global_limit = self.global_limit.unwrap_or(DEFAULT_GLOBAL_LIMIT).max(1);
-        let ratelimiter = match self.ratelimiter {
-            Some(ratelimiter) => OnceLock::from(ratelimiter),
-            None if tokio::runtime::Handle::try_current().is_ok() => {
-                OnceLock::from(RateLimiter::new(global_limit))
-            }
-            None => OnceLock::new(),
+        let ratelimiters = match self.ratelimiter {
+            Some(ratelimiter) => Generations::given(ratelimiter, global_limit),
+            None => Generations::new(global_limit),
         };
+        let holds = Arc::new(Holds::new());
+        let observed = Arc::downgrade(&holds);
+        let instruments = RatelimitInstruments::new(&meter, move || {
+            let holds = observed.upgrade()?;
+            Some((holds.remaining(Hold::Global), holds.remaining(Hold::All)))
+        });
         DiscordRateLimitLayer {
             shared: Arc::new(Shared {
-                ratelimiter,
-                global_limit,
-                wait: RatelimitWait::new(&meter),
+                ratelimiters,
+                instruments,
                 routes: self.routes.unwrap_or_default(),
                 tokens: Arc::new(TokenQueues::new(
                     self.sweep_interval.unwrap_or(DEFAULT_SWEEP_INTERVAL),
                 )),
-                holds: Holds::new(),
+                holds,
             }),
         }
     }
@@ -117,8 +124,7 @@ pub struct DiscordRateLimitLayer {
 
 impl DiscordRateLimitLayer {
     /// A layer with its own [`RateLimiter`] (50 requests per second globally), recording into
-    /// the global provider's `botscope-http` meter. Outside a Tokio runtime, the limiter
-    /// starts with the first request.
+    /// the global provider's `botscope-http` meter.
     pub fn new() -> Self {
         Self::builder().build()
     }
@@ -126,16 +132,6 @@ impl DiscordRateLimitLayer {
     /// A builder, to pass a meter or a limiter.
     pub fn builder() -> DiscordRateLimitLayerBuilder {
         DiscordRateLimitLayerBuilder::default()
-    }
-
-    /// The limiter, to share it.
-    ///
-    /// # Panics
-    ///
-    /// Outside a Tokio runtime, if the layer was built outside one without a limiter and no
-    /// request has started it yet: the limiter runs as a task.
-    pub fn ratelimiter(&self) -> &RateLimiter {
-        self.shared.ratelimiter()
     }
 }
 

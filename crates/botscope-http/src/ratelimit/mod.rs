@@ -6,11 +6,7 @@
 //! `N_discord_api_ratelimit_wait_seconds{endpoint}`, apart from Discord's round trip.
 //!
 //! twilight-http with its own limiter off (as [`DiscordProxy::configure`] sets it) retries a
-//! 429 at once. This layer is what makes that retry wait: a `user` or `shared` 429 exhausts
-//! its bucket until the reset; a `global` 429 holds every request but interaction and webhook
-//! ones (which Discord, and twilight's limiter, exempt from the global limit) until
-//! `retry-after` has passed; a Cloudflare 429 (no ratelimit headers: a ban of the IP) holds
-//! every request. Never less than [`MIN_BACKOFF`], never more than [`MAX_RETRY_AFTER`].
+//! 429 at once. This layer is what makes that retry wait; see [Holds](#holds).
 //!
 //! The limiter logs the paths it queues; every segment that is neither a numeric id nor a
 //! Discord path word (webhook and interaction tokens, emoji, anything unknown) is replaced by
@@ -24,14 +20,29 @@
 //!
 //! twilight's limiter remembers every distinct path it is asked about: the bucket of each path
 //! for six hours (its sweep interval, fixed), and the queue each path first waits in for good
-//! (its sweep never visits those). Routes of the bot's own resources (channels, guilds) are
-//! few and come back, but every interaction and every webhook token is a new path: a million
-//! interactions a day would grow it by hundreds of megabytes, and an idle copy of it cannot be
-//! dropped (its task never ends). So only routes under the global limit go through twilight's
-//! limiter; the routes Discord exempts from it — webhooks, interaction callbacks and
-//! follow-ups, any `/interactions/…` route ([`RouteKind::is_exempt_from_global`]), exactly the
-//! routes keyed by a token — wait in queues of this layer's own, one per token's resource
-//! (`webhooks/{id}/{token}`, `interactions/{id}/{token}`):
+//! (its sweep never visits those), some 240 bytes a path; its task never ends, so nothing of
+//! it can be dropped. Two things keep that bounded here.
+//!
+//! The routes Discord exempts from the global limit — webhooks, interaction callbacks and
+//! follow-ups, any `/interactions/…` route ([`RouteKind::is_exempt_from_global`]), exactly
+//! the routes keyed by a token, where every interaction is a new path — never reach twilight's
+//! limiter: they wait in queues of this layer's own, one per token's resource
+//! (`webhooks/{id}/{token}`, `interactions/{id}/{token}`), described below.
+//!
+//! The other routes (a bot's channels, guilds, messages) go through twilight's limiter in
+//! generations. Each generation runs on a current-thread runtime of its own, on a thread of
+//! its own (`botscope-ratelimiter`); once it has been asked about [`LIMITER_ROUTES`] (16,384)
+//! distinct routes, new requests go to a new generation, and the old one ends as soon as the
+//! last request that asked it is done: its thread drops its runtime, and twilight's task and
+//! all it remembered with it. So twilight holds at most about two generations' routes, some
+//! 8 MB, however many channels the bot writes to, and a bot with fewer distinct routes never
+//! changes generations. A new generation knows no bucket yet, as after a restart: a request to
+//! a bucket the old one knew to be exhausted goes out, and its 429 teaches the new one (one
+//! invalid request per such bucket per change), and in the second of the change the two
+//! generations together may let up to twice the global limit through. A limiter given to the
+//! builder ([`ratelimiter`](DiscordRateLimitLayerBuilder::ratelimiter)) is kept for good.
+//!
+//! The per-token queues:
 //!
 //! - one request of a queue in flight at a time, in arrival order, as in twilight's queues;
 //! - a response that leaves the bucket exhausted (`remaining` 0, or a `user`/`shared` 429)
@@ -50,13 +61,40 @@
 //! queues behind the previous one (all share the queue of paths without a channel, guild or
 //! webhook).
 //!
+//! # Holds
+//!
+//! What one 429 holds, and for how long at most:
+//!
+//! - a `user` or `shared` 429 exhausts its route's bucket until the reset (`retry-after` for
+//!   `shared`), at most [`MAX_RETRY_AFTER`]: it stops that bucket only;
+//! - a `global` 429 holds every request but interaction and webhook ones (which Discord, and
+//!   twilight's limiter, exempt from the global limit), at most [`MAX_HOLD`] (one minute);
+//! - a Cloudflare 429 (no ratelimit headers: a ban of the IP) holds every request, at most
+//!   [`MAX_HOLD`];
+//! - a 429 without a bucket answered to an exempt route (a webhook, an interaction) holds
+//!   that route's own queue only, at most [`MAX_HOLD`]: it shows nothing about the others.
+//!
+//! No hold is shorter than [`MIN_BACKOFF`]. An interaction callback is never held past its
+//! 3-second deadline while it can still make it: a hold that would outlast the deadline would
+//! make it late for certain, so it goes at once and its answer is counted as it comes (a
+//! callback already past its deadline, or held by its own queue, waits like any request).
+//!
+//! Every hold longer than [`WARN_HOLD`] (5 s) is logged once at WARN, with its `scope`, its
+//! length (`hold_seconds`) and the route template (`route`) of the request whose answer set
+//! it; a hold that grows by more than 5 s is logged again. While requests wait,
+//! `N_discord_api_requests_queued` counts them, and `N_discord_api_global_hold_seconds`
+//! shows what is left of the global (`scope="global"`) and the Cloudflare
+//! (`scope="cloudflare"`) hold; with several layers recording into one provider, the last
+//! one observed wins.
+//!
 //! # Bounds
 //!
 //! Every wait read from a header goes through one function: a number of seconds from 0 to
 //! [`MAX_RETRY_AFTER`] (one hour) is taken as is, a larger one (`inf` included) is cut to one
 //! hour, and anything else (`NaN`, a negative number, text) is unreadable. A 429 whose wait
 //! is unreadable waits [`DEFAULT_BACKOFF`] (a `shared` one first tries
-//! `x-ratelimit-reset-after`), and no 429 waits less than [`MIN_BACKOFF`].
+//! `x-ratelimit-reset-after`), and no 429 waits less than [`MIN_BACKOFF`]. A hold without a
+//! bucket is then cut to [`MAX_HOLD`].
 //!
 //! A response [`Forward`](crate::Forward) answered itself (marked with a
 //! [`ForwardFailure`]) and an error tell the limiter nothing about the bucket: the permit is
@@ -89,6 +127,7 @@
 //! [`ForwardFailure`]: crate::ForwardFailure
 
 pub(crate) mod future;
+pub(crate) mod generations;
 pub(crate) mod headers;
 pub(crate) mod holds;
 pub(crate) mod layer;
@@ -99,7 +138,10 @@ pub(crate) mod state;
 mod tests;
 
 pub use crate::ratelimit::future::ResponseFuture;
-pub use crate::ratelimit::headers::{DEFAULT_BACKOFF, MAX_RETRY_AFTER, MIN_BACKOFF};
+pub use crate::ratelimit::generations::LIMITER_ROUTES;
+pub use crate::ratelimit::headers::{
+    DEFAULT_BACKOFF, MAX_HOLD, MAX_RETRY_AFTER, MIN_BACKOFF, WARN_HOLD,
+};
 pub use crate::ratelimit::layer::{
     DEFAULT_GLOBAL_LIMIT, DiscordRateLimitLayer, DiscordRateLimitLayerBuilder,
 };

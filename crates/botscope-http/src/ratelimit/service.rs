@@ -80,6 +80,7 @@ where
             queue,
             kind,
             route.endpoint().clone(),
+            route.interaction_id(),
         ))
     }
 }
