@@ -14,7 +14,6 @@ use botscope_testkit::logs::Logs;
 use botscope_testkit::rest::{FakeDiscord, RateLimitKind, Reply};
 use serde_json::json;
 use twilight_http::Client;
-use twilight_model::http::interaction::{InteractionResponse, InteractionResponseType};
 use twilight_model::id::Id;
 
 const QUEUED: &str = "disruptor_discord_api_requests_queued";
@@ -126,25 +125,6 @@ async fn a_global_429_asking_for_a_billion_seconds_holds_for_a_minute_and_says_s
     proxy.shutdown().await;
 }
 
-/// An interaction created now, answered with a deferred update.
-async fn send_callback(client: &Client) -> Result<(), twilight_http::Error> {
-    let response = InteractionResponse {
-        kind: InteractionResponseType::DeferredUpdateMessage,
-        data: None,
-    };
-    client
-        .interaction(Id::new(302_050_872_383_242_240))
-        .create_response(
-            Id::new(botscope_testkit::interaction::snowflake_at(
-                std::time::SystemTime::now(),
-            )),
-            "interaction-token",
-            &response,
-        )
-        .await
-        .map(drop)
-}
-
 #[tokio::test]
 async fn a_header_less_429_does_not_make_an_interaction_callback_late() {
     let fake = FakeDiscord::spawn().await.unwrap();
@@ -171,7 +151,7 @@ async fn a_header_less_429_does_not_make_an_interaction_callback_late() {
     .await;
 
     let start = Instant::now();
-    send_callback(&client)
+    common::send_callback(&client)
         .await
         .expect("the callback is answered");
     let took = start.elapsed();

@@ -11,7 +11,6 @@ use botscope_testkit::TestMetrics;
 use botscope_testkit::rest::{FakeDiscord, RateLimitKind, Reply};
 use common::BOT_TOKEN;
 use twilight_http::Client;
-use twilight_model::http::interaction::{InteractionResponse, InteractionResponseType};
 use twilight_model::id::Id;
 
 /// twilight-http's default timeout, which covers only the HTTP round trip when twilight
@@ -100,26 +99,6 @@ async fn client_timeout_bounds_the_whole_call_including_the_bucket_wait() {
     proxy.shutdown().await;
 }
 
-/// Answers an interaction with a deferred update, as a bot does within Discord's 3 s.
-async fn send_callback(client: &Client) -> Result<(), twilight_http::Error> {
-    let response = InteractionResponse {
-        kind: InteractionResponseType::DeferredUpdateMessage,
-        data: None,
-    };
-    client
-        .interaction(Id::new(302_050_872_383_242_240))
-        .create_response(
-            // Fresh: the fake answers a callback only within Discord's 3 s of the snowflake.
-            Id::new(botscope_testkit::interaction::snowflake_at(
-                std::time::SystemTime::now(),
-            )),
-            "interaction-token",
-            &response,
-        )
-        .await
-        .map(drop)
-}
-
 async fn spawn_proxy(fake: &FakeDiscord, metrics: &TestMetrics) -> (DiscordProxy, Arc<Client>) {
     common::install_tls();
     let proxy = DiscordProxy::builder()
@@ -184,7 +163,7 @@ async fn a_global_429_does_not_hold_interaction_callbacks_or_webhooks() {
 
     // Discord exempts interaction endpoints from the global limit, and so does twilight's
     // limiter: a callback must beat Discord's 3 s deadline.
-    send_callback(&client).await.expect("callback sent");
+    common::send_callback(&client).await.expect("callback sent");
     let callback = start.elapsed();
     assert!(callback < global, "the callback was held: {callback:?}");
     client
@@ -222,7 +201,7 @@ async fn a_cloudflare_ban_that_ends_within_its_deadline_holds_an_interaction_cal
 
     // A Cloudflare ban is on the IP: nothing goes out until it ends, a callback too when
     // the ban ends before its 3 s do (tests/ratelimit_holds.rs: one that ends later).
-    send_callback(&client).await.expect("callback sent");
+    common::send_callback(&client).await.expect("callback sent");
     let callback = start.elapsed();
     assert!(
         callback >= ban,
@@ -242,7 +221,7 @@ async fn global_429s_on_an_interaction_callback_are_not_retried_in_a_tight_loop(
         Duration::from_millis(500),
     )));
     let start = Instant::now();
-    let call = tokio::spawn(async move { send_callback(&client).await });
+    let call = tokio::spawn(async move { common::send_callback(&client).await });
     until_requests(&fake, 3).await;
     let elapsed = start.elapsed();
     call.abort();

@@ -53,6 +53,26 @@ pub(crate) async fn proxy_to(
     (proxy, client)
 }
 
+/// Answers a fresh interaction with a deferred update, as a bot does within Discord's 3 s.
+pub(crate) async fn send_callback(client: &Client) -> Result<(), twilight_http::Error> {
+    let response = twilight_model::http::interaction::InteractionResponse {
+        kind: twilight_model::http::interaction::InteractionResponseType::DeferredUpdateMessage,
+        data: None,
+    };
+    client
+        .interaction(twilight_model::id::Id::new(302_050_872_383_242_240))
+        .create_response(
+            // Fresh: the fake answers a callback only within Discord's 3 s of the snowflake.
+            twilight_model::id::Id::new(botscope_testkit::interaction::snowflake_at(
+                std::time::SystemTime::now(),
+            )),
+            "interaction-token",
+            &response,
+        )
+        .await
+        .map(drop)
+}
+
 /// An error type of a user's own, as their layer or service returns it.
 #[derive(Debug)]
 pub(crate) struct TheirError(pub(crate) String);
