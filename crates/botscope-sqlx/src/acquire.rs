@@ -11,14 +11,15 @@
 
 use std::future;
 
+use super::sqlx;
 use botscope_core::outcome::Timed;
 use futures_util::future::BoxFuture;
 use sqlx::pool::PoolConnection;
 use sqlx::{Acquire, Database, Transaction};
 
-use crate::connection::InstrumentedConnection;
-use crate::pool::InstrumentedPool;
-use crate::transaction::InstrumentedTransaction;
+use super::connection::InstrumentedConnection;
+use super::pool::InstrumentedPool;
+use super::transaction::InstrumentedTransaction;
 
 /// Acquires from the pool, timing the wait, and hands out sqlx's pool connection; `begin`
 /// is [`InstrumentedPool::begin`], measured, handing out its sqlx transaction.

@@ -4,12 +4,13 @@ use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
+use super::sqlx;
 use sqlx::Database;
 use sqlx::pool::PoolConnection;
 
-use crate::metrics::Metrics;
+use super::metrics::Metrics;
 
-/// A connection from [`InstrumentedPool::acquire`](crate::InstrumentedPool::acquire).
+/// A connection from [`InstrumentedPool::acquire`](super::InstrumentedPool::acquire).
 /// `&mut InstrumentedConnection<DB>` is an [`Executor`](sqlx::Executor) (with the backend's
 /// feature on: `sqlite`, `postgres` or `mysql`), and so is `&mut *conn`, sqlx's own idiom: the
 /// connection dereferences to its [`PooledConnection`], measured as well. The connection goes
@@ -20,7 +21,7 @@ use crate::metrics::Metrics;
 /// A query future dropped before it ends counts as `cancelled`; what happens to the
 /// connection is what sqlx does for its own (the driver finishes or discards the
 /// half-read answer before the next query). Row streams follow the [outcome
-/// rules](crate::metrics#outcomes).
+/// rules](super::metrics#outcomes).
 pub struct InstrumentedConnection<DB: Database> {
     conn: PooledConnection<DB>,
 }
@@ -96,7 +97,7 @@ impl<DB: Database> fmt::Debug for PooledConnection<DB> {
 )]
 macro_rules! delegate_executor {
     ($ty:ident, $db:ty, |$this:ident| $conn:expr) => {
-        impl<'t> ::sqlx::Executor<'t> for &'t mut $ty<$db> {
+        impl<'t> sqlx::Executor<'t> for &'t mut $ty<$db> {
             type Database = $db;
 
             fn fetch_many<'e, 'q: 'e, E>(
@@ -105,21 +106,21 @@ macro_rules! delegate_executor {
             ) -> ::futures_util::stream::BoxStream<
                 'e,
                 Result<
-                    ::sqlx::Either<
-                        <$db as ::sqlx::Database>::QueryResult,
-                        <$db as ::sqlx::Database>::Row,
+                    sqlx::Either<
+                        <$db as sqlx::Database>::QueryResult,
+                        <$db as sqlx::Database>::Row,
                     >,
                     sqlx::Error,
                 >,
             >
             where
                 't: 'e,
-                E: 'q + ::sqlx::Execute<'q, $db>,
+                E: 'q + sqlx::Execute<'q, $db>,
             {
                 let $this = self;
-                let (finish, query) = $crate::query::start(&$this.metrics, query);
-                Box::pin($crate::query::TimedStream::new(
-                    ::sqlx::Executor::fetch_many($conn, query),
+                let (finish, query) = super::compat::start(&$this.metrics, query);
+                Box::pin(super::query::TimedStream::new(
+                    sqlx::Executor::fetch_many($conn, query),
                     finish,
                 ))
             }
@@ -129,15 +130,15 @@ macro_rules! delegate_executor {
                 query: E,
             ) -> ::futures_util::future::BoxFuture<
                 'e,
-                Result<Option<<$db as ::sqlx::Database>::Row>, sqlx::Error>,
+                Result<Option<<$db as sqlx::Database>::Row>, sqlx::Error>,
             >
             where
                 't: 'e,
-                E: 'q + ::sqlx::Execute<'q, $db>,
+                E: 'q + sqlx::Execute<'q, $db>,
             {
                 let $this = self;
-                let (finish, query) = $crate::query::start(&$this.metrics, query);
-                let future = ::sqlx::Executor::fetch_optional($conn, query);
+                let (finish, query) = super::compat::start(&$this.metrics, query);
+                let future = sqlx::Executor::fetch_optional($conn, query);
                 Box::pin(::botscope_core::outcome::Timed::new(future, finish))
             }
 
@@ -146,44 +147,20 @@ macro_rules! delegate_executor {
                 query: E,
             ) -> ::futures_util::future::BoxFuture<
                 'e,
-                Result<<$db as ::sqlx::Database>::Row, sqlx::Error>,
+                Result<<$db as sqlx::Database>::Row, sqlx::Error>,
             >
             where
                 't: 'e,
-                E: 'q + ::sqlx::Execute<'q, $db>,
+                E: 'q + sqlx::Execute<'q, $db>,
             {
                 let $this = self;
-                let (finish, query) = $crate::query::start(&$this.metrics, query);
-                let future = ::sqlx::Executor::fetch_optional($conn, query);
+                let (finish, query) = super::compat::start(&$this.metrics, query);
+                let future = sqlx::Executor::fetch_optional($conn, query);
                 let row = async move { future.await?.ok_or(sqlx::Error::RowNotFound) };
                 Box::pin(::botscope_core::outcome::Timed::new(row, finish))
             }
 
-            fn prepare_with<'e>(
-                self,
-                sql: ::sqlx::SqlStr,
-                parameters: &'e [<$db as ::sqlx::Database>::TypeInfo],
-            ) -> ::futures_util::future::BoxFuture<
-                'e,
-                Result<<$db as ::sqlx::Database>::Statement, sqlx::Error>,
-            >
-            where
-                't: 'e,
-            {
-                let $this = self;
-                ::sqlx::Executor::prepare_with($conn, sql, parameters)
-            }
-
-            fn describe<'e>(
-                self,
-                sql: ::sqlx::SqlStr,
-            ) -> ::futures_util::future::BoxFuture<'e, Result<sqlx::Describe<$db>, sqlx::Error>>
-            where
-                't: 'e,
-            {
-                let $this = self;
-                ::sqlx::Executor::describe($conn, sql)
-            }
+            super::compat::delegate_prepare!($db, 't, |$this| $conn);
         }
     };
 }
@@ -198,11 +175,11 @@ pub(crate) use delegate_executor;
 macro_rules! backend_executors {
     ($ty:ident, |$this:ident| $conn:expr) => {
         #[cfg(feature = "sqlite")]
-        $crate::connection::delegate_executor!($ty, sqlx::Sqlite, |$this| $conn);
+        super::connection::delegate_executor!($ty, sqlx::Sqlite, |$this| $conn);
         #[cfg(feature = "postgres")]
-        $crate::connection::delegate_executor!($ty, sqlx::Postgres, |$this| $conn);
+        super::connection::delegate_executor!($ty, sqlx::Postgres, |$this| $conn);
         #[cfg(feature = "mysql")]
-        $crate::connection::delegate_executor!($ty, sqlx::MySql, |$this| $conn);
+        super::connection::delegate_executor!($ty, sqlx::MySql, |$this| $conn);
     };
 }
 

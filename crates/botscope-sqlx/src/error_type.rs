@@ -1,5 +1,6 @@
 //! The `error_type` label: a closed vocabulary of sqlx error classes.
 
+use super::sqlx;
 use sqlx::error::{Error, ErrorKind};
 
 /// `fetch_one` found no row.

@@ -2,7 +2,7 @@
 //!
 //! Each query is recorded straight into OpenTelemetry when it ends, through instruments bound
 //! to its labels (`experimental_metrics_bound_instruments`, which botscope-core turns on):
-//! the labels of a statement are read once, by the [`sql`](crate::sql::classify) lexer, and its
+//! the labels of a statement are read once, by the [`sql`](super::sql::classify) lexer, and its
 //! series is cached under a hash of its text (at most [`STATEMENT_CACHE_CAPACITY`] statements,
 //! the coldest evicted), so a query costs a hash, a cache look-up and two bound records.
 //!
@@ -33,7 +33,7 @@
 //! # Naming
 //!
 //! Under [`Naming::Semconv`] (from [`InstrumentedPoolBuilder::naming`](
-//! crate::InstrumentedPoolBuilder::naming), else the process-wide default
+//! super::InstrumentedPoolBuilder::naming), else the process-wide default
 //! `botscope::Telemetry` sets) the families follow the OpenTelemetry semantic conventions
 //! v1.44 instead:
 //!
@@ -50,7 +50,7 @@
 //! - `db.operation.name` is the operation (absent for `OTHER`); `db.collection.name` the
 //!   capped table (absent when the statement names none).
 //! - Every query is timed, whatever its ending: `error.type` is absent on success, else the
-//!   [`error_type`](crate::error_type()) class (`_OTHER` for `other`), `panic` or
+//!   [`error_type`](super::error_type()) class (`_OTHER` for `other`), `panic` or
 //!   `cancelled`. The histogram's count replaces the two counters.
 //! - `db.response.status_code` is the database's own code of an error that came from the
 //!   database (a SQLSTATE for PostgreSQL and MySQL, the result code for SQLite), at most
@@ -63,6 +63,7 @@ use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use super::sqlx;
 use botscope_core::LabelCap;
 use botscope_core::clock::Instant;
 use botscope_core::naming::{ERROR_TYPE, ERROR_TYPE_OTHER, Naming};
@@ -76,8 +77,8 @@ use quick_cache::sync::DefaultLifecycle;
 use sqlx::pool::PoolConnection;
 use sqlx::{Database, Pool};
 
-use crate::error_type::error_type;
-use crate::sql;
+use super::error_type::error_type;
+use super::sql;
 
 /// Histogram `N_database_query_duration_seconds{db,operation,table}`.
 pub const QUERY_DURATION: &str = "database_query_duration";
@@ -256,7 +257,7 @@ impl Series {
 /// `_OTHER` for `other`.
 fn semconv_error_type(error: &sqlx::Error) -> &'static str {
     match error_type(error) {
-        crate::error_type::OTHER => ERROR_TYPE_OTHER,
+        super::error_type::OTHER => ERROR_TYPE_OTHER,
         class => class,
     }
 }

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use super::sqlx;
 use botscope_core::clock;
 use botscope_core::naming::Naming;
 use botscope_core::outcome::Timed;
@@ -10,12 +11,14 @@ use futures_util::future::BoxFuture;
 use futures_util::stream::{BoxStream, StreamExt};
 use opentelemetry::StringValue;
 use opentelemetry::metrics::{Meter, MeterProvider};
-use sqlx::{Database, Either, Execute, Executor, Pool, SqlStr};
+use sqlx::pool::PoolConnection;
+use sqlx::{Database, Either, Execute, Executor, Pool};
 
-use crate::connection::InstrumentedConnection;
-use crate::metrics::{self, DEFAULT_TABLE_CAP, Metrics, SCOPE, VERSION};
-use crate::query::{self, TimedStream};
-use crate::transaction::InstrumentedTransaction;
+use super::compat;
+use super::connection::InstrumentedConnection;
+use super::metrics::{self, DEFAULT_TABLE_CAP, Metrics, SCOPE, VERSION};
+use super::query::TimedStream;
+use super::transaction::InstrumentedTransaction;
 
 /// An sqlx [`Pool`] whose queries, errors and connections are measured. See the [crate
 /// docs](crate) for an example and the metrics.
@@ -30,12 +33,12 @@ use crate::transaction::InstrumentedTransaction;
 /// from a spawned task, so the `in_use` gauge, read from the pool at scrape, settles a moment
 /// later) and counts the query as `cancelled`. A row stream dropped after its first item
 /// counts as a `success`, one dropped before it as `cancelled` (see the [outcome
-/// rules](crate::metrics#outcomes)).
+/// rules](super::metrics#outcomes)).
 ///
 /// # Cardinality
 ///
 /// `db` is the name given to [`new`](Self::new) or [`builder`](Self::builder); `operation`
-/// has a closed vocabulary (see [`sql`](crate::sql)); `table` takes at most
+/// has a closed vocabulary (see [`sql`](super::sql)); `table` takes at most
 /// [`DEFAULT_TABLE_CAP`] values per pool (see [`InstrumentedPoolBuilder::table_cap`]), then
 /// `other`.
 pub struct InstrumentedPool<DB: Database> {
@@ -79,7 +82,7 @@ impl<DB: Database> InstrumentedPoolBuilder<DB> {
     }
 
     /// The names of the query and pool families (see the [naming
-    /// rules](crate::metrics#naming)); default: the process-wide
+    /// rules](super::metrics#naming)); default: the process-wide
     /// [`botscope_core::naming::global`], which `botscope::Telemetry` sets.
     pub fn naming(mut self, naming: Naming) -> Self {
         self.naming = Some(naming);
@@ -195,6 +198,14 @@ impl<DB: Database> InstrumentedPool<DB>
 where
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
 {
+    /// A pool connection, the wait timed from the first poll; it owns what it needs, so it
+    /// outlives `&self` (for `prepare_with` and `describe`, whose statements are not timed).
+    fn pooled(&self) -> impl Future<Output = Result<PoolConnection<DB>, sqlx::Error>> + Send + 'static {
+        let pool = self.pool.clone();
+        let metrics = Arc::clone(&self.metrics);
+        async move { metrics.acquire(&pool, clock::now()).await }
+    }
+
     /// `query`'s row (or none) on a pool connection, timed from now; `answer` shapes it.
     fn timed_row<'e, 'q: 'e, E, T>(
         &self,
@@ -207,7 +218,7 @@ where
     {
         let pool = self.pool.clone();
         let metrics = Arc::clone(&self.metrics);
-        let (finish, query) = query::start(&self.metrics, query);
+        let (finish, query) = compat::start(&self.metrics, query);
         let start = clock::now();
         let row = async move {
             let mut conn = metrics.acquire(&pool, start).await?;
@@ -251,7 +262,7 @@ where
     {
         let pool = self.pool.clone();
         let metrics = Arc::clone(&self.metrics);
-        let (finish, query) = query::start(&self.metrics, query);
+        let (finish, query) = compat::start(&self.metrics, query);
         let start = clock::now();
         // The stream owns the pool connection its inner stream borrows.
         let rows = async_stream::try_stream! {
@@ -281,28 +292,5 @@ where
         self.timed_row(query, |row| row.ok_or(sqlx::Error::RowNotFound))
     }
 
-    fn prepare_with<'e>(
-        self,
-        sql: SqlStr,
-        parameters: &'e [DB::TypeInfo],
-    ) -> BoxFuture<'e, Result<DB::Statement, sqlx::Error>>
-    where
-        'p: 'e,
-    {
-        let pool = self.pool.clone();
-        let metrics = Arc::clone(&self.metrics);
-        Box::pin(async move {
-            let mut conn = metrics.acquire(&pool, clock::now()).await?;
-            conn.prepare_with(sql, parameters).await
-        })
-    }
-
-    fn describe<'e>(self, sql: SqlStr) -> BoxFuture<'e, Result<sqlx::Describe<DB>, sqlx::Error>> {
-        let pool = self.pool.clone();
-        let metrics = Arc::clone(&self.metrics);
-        Box::pin(async move {
-            let mut conn = metrics.acquire(&pool, clock::now()).await?;
-            conn.describe(sql).await
-        })
-    }
+    compat::pool_prepare!(DB, 'p);
 }

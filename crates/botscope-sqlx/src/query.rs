@@ -1,81 +1,21 @@
-//! The pieces every executor shares: the query re-packed with its text read, and a timed row
-//! stream.
+//! The timed row stream every executor shares.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures_util::stream::Stream;
-use sqlx::error::BoxDynError;
-use sqlx::{Database, Execute, SqlStr};
 
 use botscope_core::clock::{self, Instant};
 use botscope_core::outcome::Timer;
 
-use crate::metrics::{Metrics, Query};
-
-/// A query taken apart so its SQL text can be read before it runs.
-///
-/// `Execute::sql` consumes the query, so the wrapper takes everything out of it first (the
-/// cached statement, the arguments, the persistence flag) and hands the driver this value,
-/// which gives back exactly what the original would have.
-pub(crate) struct Prepared<DB: Database> {
-    sql: SqlStr,
-    statement: Option<DB::Statement>,
-    arguments: Option<Result<Option<DB::Arguments>, BoxDynError>>,
-    persistent: bool,
-}
-
-impl<DB: Database> Prepared<DB> {
-    pub(crate) fn new<'q, E: Execute<'q, DB>>(mut query: E) -> Self {
-        let statement = query.statement().cloned();
-        let persistent = query.persistent();
-        let arguments = Some(query.take_arguments());
-        Self {
-            sql: query.sql(),
-            statement,
-            arguments,
-            persistent,
-        }
-    }
-
-    pub(crate) fn text(&self) -> &str {
-        self.sql.as_str()
-    }
-}
-
-impl<DB: Database> Execute<'_, DB> for Prepared<DB> {
-    fn sql(self) -> SqlStr {
-        self.sql
-    }
-
-    fn statement(&self) -> Option<&DB::Statement> {
-        self.statement.as_ref()
-    }
-
-    fn take_arguments(&mut self) -> Result<Option<DB::Arguments>, BoxDynError> {
-        self.arguments.take().unwrap_or(Ok(None))
-    }
-
-    fn persistent(&self) -> bool {
-        self.persistent
-    }
-}
-
-/// Re-packs `query` and finds the series it records into.
-pub(crate) fn start<'q, DB, E>(metrics: &Metrics, query: E) -> (Query, Prepared<DB>)
-where
-    DB: Database,
-    E: Execute<'q, DB>,
-{
-    let prepared = Prepared::new(query);
-    (metrics.query(prepared.text()), prepared)
-}
+use super::metrics::Query;
+use super::sqlx;
 
 /// The timer of a row stream: its output is `Ok(())` once the stream ended.
 type StreamTimer = Timer<Result<(), sqlx::Error>, Query>;
 
 /// A row stream timed until it ends, fails or is dropped (see the [outcome
-/// rules](crate::metrics#outcomes)): each poll of the inner stream runs through
+/// rules](super::metrics#outcomes)): each poll of the inner stream runs through
 /// [`Timer::record_panic`], and a drop after the first item counts as a success.
 pub(crate) struct TimedStream<S> {
     inner: S,
@@ -87,6 +27,10 @@ pub(crate) struct TimedStream<S> {
 
 impl<S> TimedStream<S> {
     /// Times `inner` from now.
+    #[cfg_attr(
+        not(any(feature = "sqlite", feature = "postgres", feature = "mysql")),
+        allow(dead_code)
+    )]
     pub(crate) fn new(inner: S, finish: Query) -> Self {
         Self::new_at(inner, finish, clock::now())
     }

@@ -4,13 +4,14 @@ use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
+use super::sqlx;
 use botscope_core::outcome::Timed;
 use sqlx::{Database, Transaction};
 
-use crate::connection::backend_executors;
-use crate::metrics::Metrics;
+use super::connection::backend_executors;
+use super::metrics::Metrics;
 
-/// A transaction from [`InstrumentedPool::begin`](crate::InstrumentedPool::begin).
+/// A transaction from [`InstrumentedPool::begin`](super::InstrumentedPool::begin).
 /// `&mut InstrumentedTransaction<DB>` is an [`Executor`](sqlx::Executor) (with the backend's
 /// feature on: `sqlite`, `postgres` or `mysql`), and so is `&mut *tx`, sqlx's own idiom: the
 /// transaction dereferences to its [`TransactionConnection`], measured as well.
@@ -30,7 +31,7 @@ use crate::metrics::Metrics;
 /// # Cancel safety
 ///
 /// A query future dropped before it ends counts as `cancelled`; row streams follow the
-/// [outcome rules](crate::metrics#outcomes).
+/// [outcome rules](super::metrics#outcomes).
 pub struct InstrumentedTransaction<DB: Database> {
     conn: TransactionConnection<DB>,
 }

@@ -1,7 +1,9 @@
 //! The same behaviour suite on SQLite (in memory, always), PostgreSQL (`BOTSCOPE_PG_URL`) and
 //! MariaDB/MySQL (`BOTSCOPE_MYSQL_URL`), asserted from a real Prometheus scrape.
 //!
-//! Each database gets a module from `suite!`. The PostgreSQL and MariaDB modules are
+//! The suite runs on both sqlx majors: module `sqlx09` (the crate root's wrapper) and `sqlx08`
+//! (`botscope_sqlx::sqlx08`, feature `sqlx-08`). Each database gets a module from `suite!`
+//! inside each. The PostgreSQL and MariaDB modules are
 //! `#[ignore]`d in a plain `cargo test` (they need servers) and run by `.ci/run` with
 //! `--ignored`; run that way, an unset URL or a server that does not answer fails the test.
 
@@ -9,7 +11,8 @@ mod common;
 
 /// The suite for one backend. `$pool` connects a pool of `max` connections (acquire timeout
 /// `timeout`); `$p1`/`$p2` are its first two placeholders; `$slow` runs for a second or two;
-/// `$many` returns many rows.
+/// `$many` returns many rows. The enclosing module names the major: `sqlx`, `wrapper` (the
+/// wrapper's module for that major) and `sql` (a `String` as that major's query text).
 macro_rules! suite {
     (
         $(#[$test_attr:meta])*
@@ -23,10 +26,12 @@ macro_rules! suite {
 
             use std::time::Duration;
 
-            use botscope_sqlx::InstrumentedPool;
             use botscope_testkit::TestMetrics;
             use futures_util::{StreamExt, TryStreamExt};
-            use sqlx::{AssertSqlSafe, Executor, Row};
+
+            use super::wrapper::InstrumentedPool;
+            use super::{sql, sqlx, wrapper as botscope_sqlx};
+            use sqlx::{Executor, Row};
 
             #[allow(unused_imports)]
             use super::common::{self, connections, settle, unique};
@@ -44,10 +49,6 @@ macro_rules! suite {
                 let metrics = TestMetrics::new("test");
                 let pool = InstrumentedPool::builder(pool, DB).meter(metrics.meter()).build();
                 (pool, metrics)
-            }
-
-            fn sql(text: String) -> AssertSqlSafe<String> {
-                AssertSqlSafe(text)
             }
 
             fn queries(s: &botscope_testkit::Scrape, op: &str, table: &str, status: &str) -> f64 {
@@ -87,20 +88,20 @@ macro_rules! suite {
                         .await
                         .unwrap();
                 }
-                let select = sql(format!("SELECT id, name FROM {t} WHERE id >= {} ORDER BY id", $p1));
-                let rows = sqlx::query(AssertSqlSafe(select.0.clone())).bind(1_i64).fetch_all(&pool).await.unwrap();
+                let select = format!("SELECT id, name FROM {t} WHERE id >= {} ORDER BY id", $p1);
+                let rows = sqlx::query(sql(select.clone())).bind(1_i64).fetch_all(&pool).await.unwrap();
                 assert_eq!(rows.len(), 3);
-                let row = sqlx::query(AssertSqlSafe(select.0.clone())).bind(2_i64).fetch_one(&pool).await.unwrap();
+                let row = sqlx::query(sql(select.clone())).bind(2_i64).fetch_one(&pool).await.unwrap();
                 assert_eq!(row.get::<i64, _>(0), 2);
-                let none = sqlx::query(AssertSqlSafe(select.0.clone())).bind(9_i64).fetch_optional(&pool).await.unwrap();
+                let none = sqlx::query(sql(select.clone())).bind(9_i64).fetch_optional(&pool).await.unwrap();
                 assert!(none.is_none());
-                let streamed: Vec<_> = sqlx::query(AssertSqlSafe(select.0.clone())).bind(1_i64).fetch(&pool).try_collect().await.unwrap();
+                let streamed: Vec<_> = sqlx::query(sql(select.clone())).bind(1_i64).fetch(&pool).try_collect().await.unwrap();
                 assert_eq!(streamed.len(), 3);
-                let steps = (&pool).fetch_many(sqlx::query(AssertSqlSafe(select.0.clone())).bind(1_i64)).count().await;
+                let steps = (&pool).fetch_many(sqlx::query(sql(select.clone())).bind(1_i64)).count().await;
                 assert!(steps >= 3);
 
                 // query_as / query_scalar
-                let typed: Vec<(i64, String)> = sqlx::query_as(AssertSqlSafe(select.0.clone())).bind(1_i64).fetch_all(&pool).await.unwrap();
+                let typed: Vec<(i64, String)> = sqlx::query_as(sql(select.clone())).bind(1_i64).fetch_all(&pool).await.unwrap();
                 assert_eq!(typed[0].1, "guild-1");
                 let count: i64 = sqlx::query_scalar(sql(format!("SELECT COUNT(*) FROM {t}"))).fetch_one(&pool).await.unwrap();
                 assert_eq!(count, 3);
@@ -115,7 +116,7 @@ macro_rules! suite {
                     .bind(4_i64).bind("tx").execute(&mut tx).await.unwrap();
                 let inside: i64 = sqlx::query_scalar(sql(format!("SELECT COUNT(*) FROM {t}"))).fetch_one(&mut tx).await.unwrap();
                 assert_eq!(inside, 4);
-                let streamed: Vec<_> = sqlx::query(AssertSqlSafe(select.0.clone())).bind(1_i64).fetch(&mut tx).try_collect().await.unwrap();
+                let streamed: Vec<_> = sqlx::query(sql(select.clone())).bind(1_i64).fetch(&mut tx).try_collect().await.unwrap();
                 assert_eq!(streamed.len(), 4);
                 tx.commit().await.unwrap();
                 // sqlx's own idiom, `&mut *tx`, is measured alike
@@ -182,7 +183,7 @@ macro_rules! suite {
                     let insert = insert.clone();
                     let pool = pool.clone();
                     async move {
-                        sqlx::query(AssertSqlSafe(insert)).bind(id).bind(parent_id).bind(name).execute(&pool).await
+                        sqlx::query(sql(insert)).bind(id).bind(parent_id).bind(name).execute(&pool).await
                     }
                 };
                 run(1, 1, Some("a")).await.unwrap();
@@ -190,7 +191,8 @@ macro_rules! suite {
                 let fk_err = run(3, 99, Some("b")).await.unwrap_err();
                 let null_err = run(4, 1, None).await.unwrap_err();
                 let check_err = sqlx::query(sql(format!("UPDATE {child} SET qty = -1 WHERE id = 1"))).execute(&pool).await.unwrap_err();
-                let missing = sqlx::query(sql(format!("SELECT id FROM {child} WHERE id = {}", $p1))).bind(42_i64).fetch_one(&pool).await.unwrap_err();
+                // (`.err().unwrap()`: sqlx 0.8's rows are not `Debug`)
+                let missing = sqlx::query(sql(format!("SELECT id FROM {child} WHERE id = {}", $p1))).bind(42_i64).fetch_one(&pool).await.err().unwrap();
 
                 // errors pass through untouched
                 assert!(unique_err.as_database_error().unwrap().is_unique_violation(), "{unique_err}");
@@ -307,49 +309,135 @@ macro_rules! suite {
                     }
                 }
             }
+
+            /// A bot's own function, generic over sqlx's `Acquire`, as a database layer writes it.
+            async fn ping_through<'a, A>(conn: A) -> Result<(), sqlx::Error>
+            where
+                A: sqlx::Acquire<'a, Database = Db>,
+            {
+                let mut conn = conn.acquire().await?;
+                sqlx::query("SELECT 1").execute(&mut *conn).await?;
+                Ok(())
+            }
+
+            /// The same, opening its own transaction (or savepoint) on what it is given.
+            async fn ping_in_transaction<'a, A>(conn: A) -> Result<(), sqlx::Error>
+            where
+                A: sqlx::Acquire<'a, Database = Db>,
+            {
+                let mut tx = conn.begin().await?;
+                sqlx::query("SELECT 1").execute(&mut *tx).await?;
+                tx.commit().await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            $(#[$test_attr])*
+            async fn code_generic_over_acquire_takes_the_pool_its_connections_and_transactions() {
+                let (pool, metrics) = pool(2, Duration::from_secs(10)).await;
+                let acquires = |s: &botscope_testkit::Scrape| {
+                    s.value("test_database_connection_acquire_duration_seconds_count", &[("db", DB)])
+                        .unwrap_or(0.0)
+                };
+                ping_through(&pool).await.unwrap();
+                ping_in_transaction(&pool).await.unwrap();
+                let s = metrics.scrape();
+                assert_eq!(acquires(&s), 2.0, "one acquire each, timed");
+                assert_eq!(queries(&s, "BEGIN", "", "success"), 1.0);
+
+                let mut conn = pool.acquire().await.unwrap();
+                ping_through(&mut conn).await.unwrap();
+                ping_in_transaction(&mut conn).await.unwrap();
+                drop(conn);
+                let mut tx = pool.begin().await.unwrap();
+                ping_through(&mut tx).await.unwrap();
+                ping_in_transaction(&mut tx).await.unwrap();
+                tx.commit().await.unwrap();
+
+                let s = metrics.scrape();
+                assert_eq!(acquires(&s), 4.0, "the connection's and the transaction's");
+                assert_eq!(queries(&s, "BEGIN", "", "success"), 3.0, "pool, connection, pool.begin");
+                assert_eq!(queries(&s, "SAVEPOINT", "", "success"), 1.0, "the transaction's begin");
+                assert_eq!(queries(&s, "COMMIT", "", "success"), 1.0, "tx.commit, the wrapper's own");
+                assert!(
+                    connections(&s, DB, "in_use").is_some(),
+                    "the pool gauges are read through the same pool"
+                );
+            }
         }
     };
 }
 
-suite! {
-    mod sqlite, db sqlx::Sqlite,
-    pool |max, timeout|
-        sqlx::sqlite::SqlitePoolOptions::new()
-            .max_connections(max)
-            .acquire_timeout(timeout)
-            .connect("sqlite::memory:")
-            .await
-            .expect("an in-memory SQLite database opens"),
-    p1 "$1", p2 "$2", p3 "$3",
-    slow "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3000000) SELECT COUNT(*) FROM c",
+/// The suite on SQLite, PostgreSQL and MariaDB, for the major the enclosing module names.
+macro_rules! backends {
+    () => {
+        suite! {
+            mod sqlite, db sqlx::Sqlite,
+            pool |max, timeout|
+                sqlx::sqlite::SqlitePoolOptions::new()
+                    .max_connections(max)
+                    .acquire_timeout(timeout)
+                    .connect("sqlite::memory:")
+                    .await
+                    .expect("an in-memory SQLite database opens"),
+            p1 "$1", p2 "$2", p3 "$3",
+            slow "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3000000) SELECT COUNT(*) FROM c",
+        }
+
+        suite! {
+            #[ignore = "needs PostgreSQL: set BOTSCOPE_PG_URL and run with --ignored (.ci/run does)"]
+            mod postgres, db sqlx::Postgres,
+            pool |max, timeout|
+                sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(max)
+                    .acquire_timeout(timeout)
+                    .connect(&common::url("BOTSCOPE_PG_URL"))
+                    .await
+                    .expect("BOTSCOPE_PG_URL is set, so PostgreSQL must answer"),
+            p1 "$1", p2 "$2", p3 "$3",
+            slow "SELECT pg_sleep(1)",
+        }
+
+        suite! {
+            #[ignore = "needs MariaDB or MySQL: set BOTSCOPE_MYSQL_URL and run with --ignored (.ci/run does)"]
+            mod mysql, db sqlx::MySql,
+            pool |max, timeout|
+                sqlx::mysql::MySqlPoolOptions::new()
+                    .max_connections(max)
+                    .acquire_timeout(timeout)
+                    .connect(&common::url("BOTSCOPE_MYSQL_URL"))
+                    .await
+                    .expect("BOTSCOPE_MYSQL_URL is set, so MariaDB/MySQL must answer"),
+            p1 "?", p2 "?", p3 "?",
+            slow "SELECT SLEEP(1)",
+        }
+    };
 }
 
-suite! {
-    #[ignore = "needs PostgreSQL: set BOTSCOPE_PG_URL and run with --ignored (.ci/run does)"]
-    mod postgres, db sqlx::Postgres,
-    pool |max, timeout|
-        sqlx::postgres::PgPoolOptions::new()
-            .max_connections(max)
-            .acquire_timeout(timeout)
-            .connect(&common::url("BOTSCOPE_PG_URL"))
-            .await
-            .expect("BOTSCOPE_PG_URL is set, so PostgreSQL must answer"),
-    p1 "$1", p2 "$2", p3 "$3",
-    slow "SELECT pg_sleep(1)",
+/// sqlx 0.9, the crate root's wrapper.
+mod sqlx09 {
+    use super::common;
+    pub(crate) use ::sqlx;
+    pub(crate) use botscope_sqlx as wrapper;
+
+    pub(crate) fn sql(text: String) -> sqlx::AssertSqlSafe<String> {
+        sqlx::AssertSqlSafe(text)
+    }
+
+    backends!();
 }
 
-suite! {
-    #[ignore = "needs MariaDB or MySQL: set BOTSCOPE_MYSQL_URL and run with --ignored (.ci/run does)"]
-    mod mysql, db sqlx::MySql,
-    pool |max, timeout|
-        sqlx::mysql::MySqlPoolOptions::new()
-            .max_connections(max)
-            .acquire_timeout(timeout)
-            .connect(&common::url("BOTSCOPE_MYSQL_URL"))
-            .await
-            .expect("BOTSCOPE_MYSQL_URL is set, so MariaDB/MySQL must answer"),
-    p1 "?", p2 "?", p3 "?",
-    slow "SELECT SLEEP(1)",
+/// sqlx 0.8, `botscope_sqlx::sqlx08`.
+mod sqlx08 {
+    use super::common;
+    pub(crate) use ::sqlx08 as sqlx;
+    pub(crate) use botscope_sqlx::sqlx08 as wrapper;
+
+    /// sqlx 0.8 runs `&'q str`s: a test's few statements are leaked.
+    pub(crate) fn sql(text: String) -> &'static str {
+        text.leak()
+    }
+
+    backends!();
 }
 
 /// PostgreSQL only: a backend killed by `pg_terminate_backend` fails the next query with `io`.

@@ -34,8 +34,8 @@ pub use botscope_http as http;
 #[cfg(feature = "gateway")]
 pub use botscope_gateway as gateway;
 
-/// The sqlx pool wrapper.
-#[cfg(feature = "sqlx")]
+/// The sqlx pool wrapper: for sqlx 0.9 at its root, for sqlx 0.8 in `sqlx::sqlx08`.
+#[cfg(any(feature = "sqlx", feature = "sqlx08"))]
 pub use botscope_sqlx as sqlx;
 
 /// The scheduled job decorator.
