@@ -196,8 +196,10 @@ mod tests {
 
     /// Whether the limiter's task is gone: asking it for a permit then panics.
     async fn ended(ratelimiter: &RateLimiter) -> bool {
-        let permit = ratelimiter.acquire(channel(0));
-        tokio::spawn(permit)
+        // twilight panics once its actor is gone: in `acquire` itself, or in the permit's
+        // future if the actor goes meanwhile; the task sees either.
+        let ratelimiter = ratelimiter.clone();
+        tokio::spawn(async move { ratelimiter.acquire(channel(0)).await })
             .await
             .is_err_and(|error| error.is_panic())
     }
