@@ -9,6 +9,7 @@ pub mod meter;
 pub mod naming;
 pub mod outcome;
 pub mod snowflake;
+pub mod span;
 pub mod status;
 
 pub use buckets::DEFAULT_BUCKETS;

@@ -17,6 +17,15 @@
 //! Either can hold a [`GaugeGuard`] (an "active" or "in flight" gauge), which is released
 //! right after the finish ran, on every one of those paths.
 //!
+//! Either also carries the unit's `tracing` [`Span`], which its [`Finish::span`] opens
+//! (built with [`unit_span!`](crate::unit_span); [`Timer::in_span`] replaces it): the span is entered
+//! while the future is polled, so what the unit does (a query in a command handler, a REST
+//! call in a job) opens its spans beneath it, and it closes when the unit ended, with the
+//! same verdict as the metric: a unit that did not succeed gets `otel.status_code = "error"`
+//! and its `error.type` from [`Finish::error_type`] (`panic`, `cancelled`, or the class the
+//! metric records), one that succeeded keeps its status unset, as the OpenTelemetry
+//! conventions ask. A span no subscriber records costs a branch: nothing is written to it.
+//!
 //! The output is never touched: the future returns what the inner future returned.
 //! [`Classify`] turns an output into an [`Outcome`] (`success` or `error`): `()` is a success,
 //! `Result` is a success when `Ok`. [`Ending::outcome`] adds `panic` and `cancelled`.
@@ -80,7 +89,9 @@
 //!
 //! Two clock reads and what the [`Finish`] does: a panic is seen by a guard on the stack,
 //! never caught, so a poll costs nothing more until one happens. No allocation, no boxing.
+//! Without a span (or with one no subscriber records), a poll adds one branch.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
@@ -89,6 +100,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use crate::clock::{self, Instant};
+
+use tracing::Span;
 
 use crate::gauge::GaugeGuard;
 use crate::status::Outcome;
@@ -171,6 +184,37 @@ impl<T> fmt::Debug for Ending<'_, T> {
 pub trait Finish<T> {
     /// Records one run that took `elapsed` and ended as `ending`.
     fn finish(self, elapsed: Duration, ending: Ending<'_, T>);
+
+    /// The unit's span, opened when its [`Timer`] or [`Timed`] is created (build it with
+    /// [`unit_span!`](crate::unit_span)); the default is none. [`Timer::in_span`] replaces
+    /// it.
+    fn span(&self) -> Span {
+        Span::none()
+    }
+
+    /// The `error.type` of the unit's span for `ending`: `None` when it succeeded, else the
+    /// class its metric records. Called just before [`finish`](Self::finish), and only when
+    /// the unit has a span a subscriber records.
+    ///
+    /// The default knows the endings only: `panic`, `cancelled`, and a success for any
+    /// output. A `Finish` whose output is [`Classify`] returns
+    /// `ending.outcome().error_type().map(Cow::Borrowed)` at least (`error` for an `Err`),
+    /// and a finer class where its metric has one (sqlx's `error_type`, an HTTP status).
+    fn error_type(&self, ending: &Ending<'_, T>) -> Option<Cow<'static, str>> {
+        match ending {
+            Ending::Completed(_) => None,
+            Ending::Panicked => Some(Cow::Borrowed(Outcome::Panic.as_str())),
+            Ending::Cancelled => Some(Cow::Borrowed(Outcome::Cancelled.as_str())),
+        }
+    }
+
+    /// Writes what else the ending tells on the unit's span (an HTTP status, a ratelimit
+    /// scope), into fields its [`span`](Self::span) declared. Called after
+    /// [`error_type`](Self::error_type), only when a subscriber records the span; the
+    /// default writes nothing.
+    fn record_span(&self, span: &Span, ending: &Ending<'_, T>) {
+        let _ = (span, ending);
+    }
 }
 
 /// The bookkeeping of a [`Timer`] that has not ended yet.
@@ -178,6 +222,8 @@ struct Running<R> {
     start: Instant,
     finish: R,
     guard: Option<GaugeGuard>,
+    /// The unit's span ([`Finish::span`] unless replaced), closed when the unit ended.
+    span: Span,
 }
 
 /// Times one operation whose output is a `T` and reports how it ended to `R`, exactly once:
@@ -206,6 +252,7 @@ impl<T, R: Finish<T>> Timer<T, R> {
         Self {
             running: Some(Running {
                 start,
+                span: finish.span(),
                 finish,
                 guard: None,
             }),
@@ -219,6 +266,24 @@ impl<T, R: Finish<T>> Timer<T, R> {
             running.guard = Some(guard);
         }
         self
+    }
+
+    /// Gives the operation this span instead of its [`Finish::span`]: entered during each [`record_panic`](Self::record_panic)
+    /// step (each poll of a [`Timed`]), closed with the operation's verdict when it ended
+    /// (see the [module docs](self)).
+    pub fn in_span(mut self, span: Span) -> Self {
+        if let Some(running) = &mut self.running {
+            running.span = span;
+        }
+        self
+    }
+
+    /// The operation's span while it runs; a disabled span once it ended or if it has none.
+    /// For work the caller polls itself (a handler awaited beside a guard), `.instrument` it
+    /// with a clone of this span.
+    pub fn span(&self) -> &Span {
+        static NONE: Span = Span::none();
+        self.running.as_ref().map_or(&NONE, |running| &running.span)
     }
 
     /// Ends the operation with `output`.
@@ -237,6 +302,8 @@ impl<T, R: Finish<T>> Timer<T, R> {
     /// The panic is never caught: a guard on the stack sees it as the stack unwinds through
     /// `step`'s caller (the guard lives only while `step` runs, so the panic is `step`'s own),
     /// which costs nothing on the path without a panic.
+    ///
+    /// The operation's span, if it has one, is entered while `step` runs.
     #[inline]
     pub fn record_panic<O>(&mut self, step: impl FnOnce() -> O) -> O {
         /// Ends the timer as panicked if dropped while the thread unwinds.
@@ -251,7 +318,11 @@ impl<T, R: Finish<T>> Timer<T, R> {
         }
 
         let guard = Unwinding(self);
-        let output = step();
+        let output = {
+            // Dropped before `guard`, so a panic leaves the span before it is closed.
+            let _entered = guard.0.running.as_ref().map(|running| running.span.enter());
+            step()
+        };
         // Returned: no panic to record.
         std::mem::forget(guard);
         output
@@ -268,6 +339,15 @@ impl<T, R: Finish<T>> Timer<T, R> {
     fn end_with(&mut self, ending: Ending<'_, T>) {
         if let Some(running) = self.running.take() {
             let elapsed = running.start.elapsed();
+            if !running.span.is_disabled() {
+                if let Some(error_type) = running.finish.error_type(&ending) {
+                    running.span.record(crate::span::STATUS_CODE, "error");
+                    running
+                        .span
+                        .record(crate::naming::ERROR_TYPE, error_type.as_ref());
+                }
+                running.finish.record_span(&running.span, &ending);
+            }
             running.finish.finish(elapsed, ending);
             // The gauge comes down only after the run is recorded, so a scrape never sees a
             // run that is neither active nor counted.
@@ -335,6 +415,20 @@ where
             inner: self.inner,
             timer: self.timer.with_gauge(guard),
         }
+    }
+
+    /// Gives the future its span (see [`Timer::in_span`]): entered on every poll, closed with
+    /// the verdict when the future ended.
+    pub fn in_span(self, span: Span) -> Self {
+        Self {
+            inner: self.inner,
+            timer: self.timer.in_span(span),
+        }
+    }
+
+    /// The future's span while it runs (see [`Timer::span`]).
+    pub fn span(&self) -> &Span {
+        self.timer.span()
     }
 
     /// The wrapped future.

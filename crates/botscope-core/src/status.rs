@@ -35,6 +35,17 @@ impl Outcome {
     }
 }
 
+impl Outcome {
+    /// The `error.type` of a span that ended so: `None` for a success, else the `status`
+    /// label value (`error`, `panic`, `cancelled`).
+    pub const fn error_type(self) -> Option<&'static str> {
+        match self {
+            Self::Success => None,
+            _ => Some(self.as_str()),
+        }
+    }
+}
+
 impl std::fmt::Display for Outcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())

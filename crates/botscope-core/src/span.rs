@@ -1,0 +1,68 @@
+//! The span of a timed unit of work.
+//!
+//! [`unit_span!`](crate::unit_span) opens one: a `debug` span with the two fields the
+//! [`outcome`](crate::outcome) model writes when the unit ends (`otel.status_code` and
+//! `error.type`, empty until then), and the unit's own fields. A unit's
+//! [`Finish::span`](crate::Finish::span) returns it, so every [`Timed`](crate::Timed) and
+//! [`Timer`](crate::Timer) of that kind opens it.
+//!
+//! ```
+//! use botscope_core::outcome::{Ending, Finish, Timed};
+//! use tracing::Span;
+//!
+//! struct Cleanup {
+//!     guild_id: u64,
+//! }
+//!
+//! impl Finish<()> for Cleanup {
+//!     fn span(&self) -> Span {
+//!         botscope_core::unit_span!(
+//!             target: "my_bot::audio",
+//!             "audio.cleanup",
+//!             otel.name = "audio cleanup",
+//!             guild_id = self.guild_id,
+//!         )
+//!     }
+//!
+//!     fn finish(self, _: std::time::Duration, _: Ending<'_, ()>) {}
+//! }
+//!
+//! let cleanup = Timed::new(async {}, Cleanup { guild_id: 81384788765712384 }); // then `.await` it
+//! # drop(cleanup);
+//! ```
+//!
+//! Span names are static in `tracing`; a name that varies (`SELECT guilds`, the route of a
+//! request) goes in `otel.name`, which tracing-opentelemetry exports as the span's name.
+//! Field values are only computed when a subscriber wants the span: without one, opening a
+//! span reads a cached interest and returns a disabled span.
+//!
+//! # Level
+//!
+//! Unit spans are `debug`: a bot's log subscriber at its usual `info` neither records them
+//! nor pays for them (a `fmt` subscriber that records one costs about 0.7 µs per unit, and
+//! puts the span's fields before every log line inside it; `benches/unit_span.rs`). A trace
+//! exporter asks for them with a filter of its own (`botscope=debug` on its layer).
+
+#[doc(hidden)]
+pub use tracing as __tracing;
+/// The span type, so a crate that only opens unit spans needs no `tracing` of its own.
+pub use tracing::Span;
+
+/// The field that carries a span's OpenTelemetry status (tracing-opentelemetry's name).
+pub const STATUS_CODE: &str = "otel.status_code";
+
+/// Opens the span of a timed unit: `tracing::debug_span!` with the fields the
+/// [`outcome`](crate::outcome) model records when the unit ends. See the [module
+/// docs](crate::span).
+#[macro_export]
+macro_rules! unit_span {
+    (target: $target:expr, $name:expr $(, $($fields:tt)*)?) => {
+        $crate::span::__tracing::debug_span!(
+            target: $target,
+            $name,
+            "otel.status_code" = $crate::span::__tracing::field::Empty,
+            "error.type" = $crate::span::__tracing::field::Empty,
+            $($($fields)*)?
+        )
+    };
+}
