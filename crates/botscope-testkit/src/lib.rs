@@ -9,6 +9,7 @@ pub mod interaction;
 pub mod logs;
 pub mod rest;
 pub mod scrape;
+pub mod traces;
 
 pub use scrape::{Scrape, TestMetrics};
 
