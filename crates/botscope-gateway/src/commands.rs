@@ -53,6 +53,7 @@
 //! [`CommandMetricsBuilder::command_cap`]), or a fixed word for other interactions (see
 //! [`interaction`](crate::interaction)): never a `custom_id`, an option or a token.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
@@ -63,7 +64,10 @@ use botscope_core::Outcome;
 use botscope_core::outcome::{Classify, Ending, Finish, Timed, Timer};
 use opentelemetry::metrics::{Counter, Histogram, Meter};
 use opentelemetry::{KeyValue, StringValue, Value};
+use tracing::Span;
 use twilight_model::application::interaction::Interaction;
+use twilight_model::id::Id;
+use twilight_model::id::marker::InteractionMarker;
 
 use crate::interaction::{DEFAULT_COMMAND_CAP, command_label};
 use crate::metrics::{
@@ -186,6 +190,7 @@ impl CommandMetrics {
         CommandRun {
             inner: Arc::clone(&self.inner),
             command: command_label(interaction, &self.inner.names),
+            interaction: Some(interaction.id),
         }
     }
 
@@ -205,6 +210,7 @@ impl CommandMetrics {
             CommandRun {
                 inner: Arc::clone(&self.inner),
                 command: self.inner.names.admit(name),
+                interaction: None,
             },
         )
     }
@@ -240,6 +246,13 @@ impl CommandGuard {
             timer.complete(&output.classify());
         }
     }
+
+    /// The run's span (`command {name}`), to instrument the handler the caller awaits:
+    /// `handle(interaction).instrument(guard.span().clone())`. Disabled once finished.
+    pub fn span(&self) -> &Span {
+        static NONE: Span = Span::none();
+        self.timer.as_ref().map_or(&NONE, Timer::span)
+    }
 }
 
 impl Drop for CommandGuard {
@@ -269,9 +282,30 @@ pub type TimedCommand<F> = Timed<F, CommandRun>;
 pub struct CommandRun {
     inner: Arc<Inner>,
     command: StringValue,
+    /// For the span; none for [`CommandMetrics::instrument_named`].
+    interaction: Option<Id<InteractionMarker>>,
 }
 
 impl<T: Classify> Finish<T> for CommandRun {
+    /// `command {name}`, with the capped name and the interaction's id.
+    fn span(&self) -> Span {
+        let span = botscope_core::unit_span!(
+            target: "botscope_gateway",
+            "command",
+            otel.name = %format_args!("command {}", self.command.as_str()),
+            "discord.command.name" = self.command.as_str(),
+            "discord.interaction.id" = tracing::field::Empty,
+        );
+        if let Some(id) = self.interaction {
+            span.record("discord.interaction.id", tracing::field::display(id));
+        }
+        span
+    }
+
+    fn error_type(&self, ending: &Ending<'_, T>) -> Option<Cow<'static, str>> {
+        ending.outcome().error_type().map(Cow::Borrowed)
+    }
+
     fn finish(self, elapsed: Duration, ending: Ending<'_, T>) {
         let attributes = [
             KeyValue::new(COMMAND, Value::String(self.command)),

@@ -51,6 +51,7 @@ use std::time::Duration;
 
 use botscope_core::GaugeGuard;
 use botscope_core::outcome::{Ending, Finish, Timer};
+use botscope_core::span::Span;
 use opentelemetry::metrics::{BoundUpDownCounter, Histogram, Meter};
 use opentelemetry::{KeyValue, StringValue};
 use tokio::sync::oneshot;
@@ -211,6 +212,16 @@ struct IdentifyWait {
 }
 
 impl Finish<GoAhead> for IdentifyWait {
+    /// `identify wait`, with the shard.
+    fn span(&self) -> Span {
+        botscope_core::unit_span!(
+            target: "botscope_gateway",
+            "identify.wait",
+            otel.name = "identify wait",
+            "discord.shard.id" = %self.shard.value,
+        )
+    }
+
     fn finish(self, elapsed: Duration, ending: Ending<'_, GoAhead>) {
         if let Ending::Completed(Ok(())) = ending {
             self.histogram

@@ -33,6 +33,7 @@
 //! duration is recorded only when it ran to its end: the histogram has no status label, and
 //! the partial time of a cancelled or panicked operation would skew it.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
@@ -41,6 +42,7 @@ use std::time::Duration;
 use botscope_core::LabelCap;
 use botscope_core::label_cap::DEFAULT_CAP;
 use botscope_core::outcome::{Classify, Ending, Finish, Timed, Timer};
+use botscope_core::span::Span;
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Histogram, Meter};
 use twilight_model::id::Id;
@@ -257,6 +259,20 @@ pub struct AttemptRecord {
 }
 
 impl<T: Classify> Finish<T> for AttemptRecord {
+    /// `voice connect`, with the guild's capped label.
+    fn span(&self) -> Span {
+        botscope_core::unit_span!(
+            target: "botscope_gateway",
+            "voice.connect",
+            otel.name = "voice connect",
+            "discord.guild.id" = %self.guild.value,
+        )
+    }
+
+    fn error_type(&self, ending: &Ending<'_, T>) -> Option<Cow<'static, str>> {
+        ending.outcome().error_type().map(Cow::Borrowed)
+    }
+
     fn finish(self, _elapsed: Duration, ending: Ending<'_, T>) {
         self.counter.add(
             1,
@@ -287,6 +303,18 @@ pub struct AudioTiming {
 }
 
 impl<T> Finish<T> for AudioTiming {
+    /// `audio {operation}`, with the guild's capped label.
+    fn span(&self) -> Span {
+        let [operation, guild] = &self.attributes;
+        botscope_core::unit_span!(
+            target: "botscope_gateway",
+            "audio",
+            otel.name = %format_args!("audio {}", operation.value),
+            "discord.audio.operation" = %operation.value,
+            "discord.guild.id" = %guild.value,
+        )
+    }
+
     fn finish(self, elapsed: Duration, ending: Ending<'_, T>) {
         if ending.is_completed() {
             self.histogram

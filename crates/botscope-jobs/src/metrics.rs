@@ -1,9 +1,11 @@
 //! Metric names, units, the default handler-type cap, and the per-handler instruments.
 
+use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use botscope_core::outcome::{Classify, Ending, Finish};
+use botscope_core::span::Span;
 use botscope_core::{GaugeGuard, LabelCap, Outcome};
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{
@@ -158,6 +160,11 @@ impl Handler {
         &self.name
     }
 
+    /// The handler type as its series label it (after the cap).
+    pub(crate) fn label(&self) -> &opentelemetry::Value {
+        &self.handler[0].value
+    }
+
     #[cfg(feature = "cron")]
     pub(crate) fn record_lag(&self, lag: Duration) {
         let (lag_histogram, bound) = &self.lag;
@@ -210,6 +217,20 @@ impl Run {
 impl<T: Classify> Finish<T> for Run {
     fn finish(self, elapsed: Duration, ending: Ending<'_, T>) {
         self.0.record(elapsed, ending.outcome());
+    }
+
+    /// `job {name}`, with the capped `job.name`.
+    fn span(&self) -> Span {
+        botscope_core::unit_span!(
+            target: "botscope_jobs",
+            "job",
+            otel.name = %format_args!("job {}", self.0.label()),
+            "job.name" = %self.0.label(),
+        )
+    }
+
+    fn error_type(&self, ending: &Ending<'_, T>) -> Option<Cow<'static, str>> {
+        ending.outcome().error_type().map(Cow::Borrowed)
     }
 }
 

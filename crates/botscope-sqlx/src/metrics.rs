@@ -58,6 +58,7 @@
 //! - The buckets are the conventions' ([`OPERATION_DURATION_BUCKETS`]); they advise none for
 //!   the wait, which uses the same.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -76,6 +77,7 @@ use quick_cache::UnitWeighter;
 use quick_cache::sync::DefaultLifecycle;
 use sqlx::pool::PoolConnection;
 use sqlx::{Database, Pool};
+use tracing::Span;
 
 use super::error_type::error_type;
 use super::sql;
@@ -152,10 +154,79 @@ type Statements =
 pub(crate) const SCOPE: &str = env!("CARGO_PKG_NAME");
 pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// One `{db, operation, table}` series and the instruments bound to it. Statements that share
-/// an operation and a table share a series, which outlives the statement cache.
+/// One `{db, operation, table}` series: the instruments bound to it and what its queries'
+/// spans say. Statements that share an operation and a table share a series, which outlives
+/// the statement cache.
 #[derive(Debug)]
-pub(crate) enum Series {
+pub(crate) struct Series {
+    instruments: Instruments,
+    span: SpanFields,
+}
+
+/// The span attributes of a series' queries (the OpenTelemetry database conventions): never
+/// the statement's text, only what its labels hold.
+#[derive(Debug)]
+struct SpanFields {
+    /// `db.system.name`.
+    system: &'static str,
+    /// `db.namespace`: the pool's `db` name.
+    namespace: StringValue,
+    /// `db.operation.name`, absent for `OTHER`.
+    operation: Option<&'static str>,
+    /// `db.collection.name` (capped as the `table` label is), absent when none.
+    collection: Option<StringValue>,
+    /// `db.query.summary` (`SELECT guilds`), and the span's name; absent when the statement
+    /// has neither an operation nor a table.
+    summary: Option<Box<str>>,
+}
+
+impl SpanFields {
+    fn new(
+        system: &'static str,
+        namespace: StringValue,
+        operation: &'static str,
+        table: &StringValue,
+    ) -> Self {
+        let operation = (operation != sql::OTHER).then_some(operation);
+        let collection = (!table.as_str().is_empty()).then(|| table.clone());
+        let summary = match (operation, &collection) {
+            (Some(operation), Some(collection)) => {
+                Some(format!("{operation} {}", collection.as_str()).into())
+            }
+            (Some(operation), None) => Some(operation.into()),
+            (None, Some(collection)) => Some(collection.as_str().into()),
+            (None, None) => None,
+        };
+        Self {
+            system,
+            namespace,
+            operation,
+            collection,
+            summary,
+        }
+    }
+
+    /// A client span named by its `db.query.summary` (`SELECT guilds`), as the conventions
+    /// name database spans; `db.system.name` when the statement has neither.
+    fn span(&self) -> Span {
+        let summary = self.summary.as_deref();
+        botscope_core::unit_span!(
+            target: "botscope_sqlx",
+            "db.query",
+            otel.name = summary.unwrap_or(self.system),
+            otel.kind = "client",
+            "db.system.name" = self.system,
+            "db.namespace" = self.namespace.as_str(),
+            "db.operation.name" = self.operation,
+            "db.collection.name" = self.collection.as_ref().map(StringValue::as_str),
+            "db.query.summary" = summary,
+        )
+    }
+}
+
+/// The instruments of one series, bound where its common endings go.
+#[derive(Debug)]
+enum Instruments {
     /// The botscope names.
     Botscope {
         /// `db`, `operation`, `table`.
@@ -185,7 +256,7 @@ pub(crate) enum Series {
     },
 }
 
-impl Series {
+impl Instruments {
     /// Records one query that took `elapsed` and ended as `ending`.
     #[inline]
     fn record<T>(&self, elapsed: Duration, ending: Ending<'_, Result<T, sqlx::Error>>) {
@@ -275,9 +346,25 @@ fn database_code(error: &sqlx::Error) -> Option<String> {
 pub(crate) struct Query(Arc<Series>);
 
 impl<T> Finish<Result<T, sqlx::Error>> for Query {
+    fn span(&self) -> Span {
+        self.0.span.span()
+    }
+
+    /// The [`error_type`] class (`_OTHER` for `other`), `panic` or `cancelled`: the
+    /// `error.type` of [`Naming::Semconv`]'s histogram.
+    fn error_type(&self, ending: &Ending<'_, Result<T, sqlx::Error>>) -> Option<Cow<'static, str>> {
+        match ending {
+            Ending::Completed(Ok(_)) => None,
+            Ending::Completed(Err(error)) => Some(Cow::Borrowed(semconv_error_type(error))),
+            Ending::Panicked | Ending::Cancelled => {
+                ending.outcome().error_type().map(Cow::Borrowed)
+            }
+        }
+    }
+
     #[inline]
     fn finish(self, elapsed: Duration, ending: Ending<'_, Result<T, sqlx::Error>>) {
-        self.0.record(elapsed, ending);
+        self.0.instruments.record(elapsed, ending);
     }
 }
 
@@ -314,6 +401,8 @@ enum Families {
 pub(crate) struct Metrics {
     db: KeyValue,
     db_name: StringValue,
+    /// `db.system.name`, of spans and of [`Naming::Semconv`]'s series.
+    system: &'static str,
     /// The connection wait bound to `db` (or `db.client.connection.pool.name`).
     acquire_duration: BoundHistogram<f64>,
     families: Families,
@@ -327,7 +416,7 @@ pub(crate) struct Metrics {
 }
 
 impl Metrics {
-    /// `system`: the `db.system.name` of [`Naming::Semconv`] ([`db_system_name`]).
+    /// `system`: the `db.system.name` of spans and of [`Naming::Semconv`] ([`db_system_name`]).
     pub(crate) fn new(
         meter: &Meter,
         db: StringValue,
@@ -396,6 +485,7 @@ impl Metrics {
             families,
             db,
             db_name,
+            system,
             tables: LabelCap::new(table_cap),
             series: Mutex::new(HashMap::new()),
             statement_keys: foldhash::fast::RandomState::default(),
@@ -438,8 +528,16 @@ impl Metrics {
         Arc::clone(series)
     }
 
-    /// The instruments of the series `{operation, table}`, bound.
+    /// The series `{operation, table}`: its instruments, bound, and its span attributes.
     fn new_series(&self, operation: &'static str, table: &StringValue) -> Series {
+        Series {
+            instruments: self.new_instruments(operation, table),
+            span: SpanFields::new(self.system, self.db_name.clone(), operation, table),
+        }
+    }
+
+    /// The instruments of the series `{operation, table}`, bound.
+    fn new_instruments(&self, operation: &'static str, table: &StringValue) -> Instruments {
         match &self.families {
             Families::Botscope {
                 queries,
@@ -455,7 +553,7 @@ impl Metrics {
                     let [db, operation, table] = base.clone();
                     [db, operation, table, KeyValue::new("status", status)]
                 };
-                Series::Botscope {
+                Instruments::Botscope {
                     duration: query_duration.bind(&base),
                     successes: queries.bind(&with_status(botscope_core::status::SUCCESS)),
                     failures: queries.bind(&with_status(botscope_core::status::ERROR)),
@@ -479,7 +577,7 @@ impl Metrics {
                         Value::String(table.clone()),
                     ));
                 }
-                Series::Semconv {
+                Instruments::Semconv {
                     successes: duration.bind(&base),
                     duration: duration.clone(),
                     codes: Arc::clone(codes),
@@ -592,9 +690,9 @@ mod tests {
         assert!(metrics.statements.len() <= STATEMENT_CACHE_CAPACITY);
         let tables: Vec<_> = (0..3)
             .map(
-                |i| match &*metrics.statement(&format!("SELECT 1 FROM t{i}")) {
-                    Series::Botscope { base, .. } => base[2].value.to_string(),
-                    Series::Semconv { .. } => unreachable!("botscope naming"),
+                |i| match &metrics.statement(&format!("SELECT 1 FROM t{i}")).instruments {
+                    Instruments::Botscope { base, .. } => base[2].value.to_string(),
+                    Instruments::Semconv { .. } => unreachable!("botscope naming"),
                 },
             )
             .collect();

@@ -1,9 +1,11 @@
 //! What the metrics layer records of one request: its series, and how it ended.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
 use botscope_core::outcome::{Ending, Finish};
+use botscope_core::span::Span;
 use http::StatusCode;
 use opentelemetry::StringValue;
 
@@ -11,7 +13,10 @@ use crate::edge::{EdgeErrorKind, ErrorBody};
 use crate::failure::ForwardFailure;
 use crate::instruments::{End, EndpointSeries, Instruments};
 use crate::interaction;
-use crate::labels::{ENDPOINT, KIND, OUTCOME, SCOPE, kv};
+use crate::labels::{
+    ENDPOINT, KIND, OUTCOME, SCOPE, STATUS_CANCELLED, STATUS_CLIENT_ERROR, STATUS_ERROR,
+    STATUS_PANIC, STATUS_TIMEOUT, kv,
+};
 use crate::scope::RateLimitScope;
 use crate::session::SessionStartLimit;
 
@@ -110,6 +115,50 @@ impl InteractionCall {
 }
 
 impl Finish<Answer> for Record {
+    /// A client span `{method} {route}`, with the route template (never the path).
+    fn span(&self) -> Span {
+        botscope_core::unit_span!(
+            target: "botscope_http",
+            "http.request",
+            otel.name = %format_args!("{} {}", self.method, self.endpoint.as_str()),
+            otel.kind = "client",
+            "http.request.method" = self.method,
+            "url.template" = self.endpoint.as_str(),
+            "http.response.status_code" = tracing::field::Empty,
+            "discord.ratelimit.scope" = tracing::field::Empty,
+        )
+    }
+
+    /// The status code of a 4xx or 5xx (as the conventions name it), the proxy's own
+    /// failure as the `status_code` label says it, `panic` or `cancelled`.
+    fn error_type(&self, ending: &Ending<'_, Answer>) -> Option<Cow<'static, str>> {
+        match ending {
+            Ending::Completed(Answer::Head { status, .. }) => (status.is_client_error()
+                || status.is_server_error())
+            .then(|| Cow::Owned(status.as_u16().to_string())),
+            Ending::Completed(Answer::NotForwarded(ForwardFailure::Timeout)) => {
+                Some(Cow::Borrowed(STATUS_TIMEOUT))
+            }
+            Ending::Completed(Answer::NotForwarded(ForwardFailure::ClientBody)) => {
+                Some(Cow::Borrowed(STATUS_CLIENT_ERROR))
+            }
+            Ending::Completed(Answer::NotForwarded(_) | Answer::Error) => {
+                Some(Cow::Borrowed(STATUS_ERROR))
+            }
+            Ending::Panicked => Some(Cow::Borrowed(STATUS_PANIC)),
+            Ending::Cancelled => Some(Cow::Borrowed(STATUS_CANCELLED)),
+        }
+    }
+
+    fn record_span(&self, span: &Span, ending: &Ending<'_, Answer>) {
+        if let Ending::Completed(Answer::Head { status, scope, .. }) = ending {
+            span.record("http.response.status_code", status.as_u16());
+            if let Some(scope) = scope {
+                span.record("discord.ratelimit.scope", scope.as_str());
+            }
+        }
+    }
+
     fn finish(self, elapsed: Duration, ending: Ending<'_, Answer>) {
         let instruments = &self.instruments;
         let end = match &ending {

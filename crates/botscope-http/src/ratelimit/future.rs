@@ -19,6 +19,8 @@ use tokio::time::Sleep;
 use tower::Service;
 use twilight_http_ratelimiting::PermitFuture;
 
+use botscope_core::span::Span;
+
 use crate::failure::ForwardFailure;
 use crate::interaction::RESPONSE_DEADLINE;
 use crate::ratelimit::generations::Generation;
@@ -35,6 +37,16 @@ struct Wait {
 }
 
 impl Finish<()> for Wait {
+    /// The wait for the bucket, a child of the request's span when the layers are stacked.
+    fn span(&self) -> Span {
+        botscope_core::unit_span!(
+            target: "botscope_http",
+            "ratelimit.wait",
+            otel.name = "ratelimit wait",
+            "url.template" = self.label.as_str(),
+        )
+    }
+
     fn finish(self, elapsed: Duration, ending: Ending<'_, ()>) {
         if ending.is_completed() {
             self.shared.instruments.record_wait(&self.label, elapsed);
