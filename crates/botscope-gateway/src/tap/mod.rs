@@ -1,5 +1,6 @@
 //! [`GatewayTap`]: metrics from the items a shard yields.
 
+mod dispatch_span;
 mod events;
 mod guilds;
 mod rate_limited;
@@ -11,6 +12,7 @@ mod voice_states;
 use std::fmt;
 use std::sync::{Arc, OnceLock, PoisonError, RwLock, Weak};
 
+use botscope_core::span::Span;
 use botscope_core::{LabelCap, label_cap::DEFAULT_CAP};
 use opentelemetry::metrics::{
     AsyncInstrument, Counter, Gauge, Histogram, Meter, ObservableCounter, ObservableGauge,
@@ -214,6 +216,31 @@ impl GatewayTap {
                     .build()
             })
             .clone()
+    }
+
+    /// The span of an event `shard` yielded, to run its handler in, so everything the
+    /// handler does (its command, queries, REST calls) is a child of the event:
+    ///
+    /// ```ignore
+    /// let span = tap.span(&shard, &event);
+    /// tokio::spawn(handle(event, state).instrument(span));
+    /// ```
+    ///
+    /// `gateway {EVENT_TYPE}` (a `debug` consumer span, target `botscope_gateway`) with
+    /// `discord.shard.id`, `discord.event.type`, `discord.event.sequence` (the session's
+    /// sequence when the event was read), `discord.guild.id`; an INTERACTION_CREATE adds
+    /// `discord.interaction.id`, `discord.command.name` (capped as the `command` label, never
+    /// an option or a token) and `discord.interaction.deadline` (unix milliseconds when its
+    /// 3 seconds run out). The span ends when the last clone of it drops: when the handler
+    /// ends, if only the handler holds it. With no subscriber that wants it, a disabled span
+    /// at the cost of one interest check.
+    pub fn span<Q>(&self, shard: &Shard<Q>, event: &Event) -> Span {
+        dispatch_span::dispatch_span(
+            shard.id().number(),
+            shard.session().map(twilight_gateway::Session::sequence),
+            event,
+            &self.inner.commands,
+        )
     }
 
     /// Records one item of `shard.next_event(..)`.
