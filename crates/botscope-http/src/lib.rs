@@ -19,6 +19,9 @@ pub mod metrics;
 pub mod ratelimit;
 // 4. The proxy, which stacks them behind a server.
 pub mod proxy;
+// Beside the floors: twilight's spans made safe to export (route templates only).
+#[cfg(feature = "traces")]
+pub mod trace;
 
 pub use edge::{EdgeErrorKind, ErrorBody};
 pub use failure::{BodyErrorKind, ForwardFailure};
