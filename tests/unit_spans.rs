@@ -391,3 +391,118 @@ async fn a_rest_call_through_the_proxy_is_a_client_span_named_by_its_route() {
         }
     }
 }
+
+#[tokio::test]
+async fn an_interaction_from_a_real_shard_parents_its_command_and_queries() {
+    use tracing::Instrument as _;
+    use twilight_gateway::{
+        ConfigBuilder, Event, EventTypeFlags, Intents, Shard, ShardId, StreamExt as _,
+    };
+
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let gateway = botscope_testkit::gateway::FakeGateway::builder()
+        .spawn()
+        .await
+        .expect("fake gateway");
+    let Bot {
+        metrics,
+        traces,
+        db,
+        commands,
+    } = Bot::new().await;
+    let tap = GatewayTap::builder().meter(metrics.meter()).build();
+    let _capture = traces.capture();
+    sqlx::query("CREATE TABLE joins (user_id INTEGER NOT NULL)")
+        .execute(&db)
+        .await
+        .unwrap();
+
+    let config = ConfigBuilder::new("fake-token".to_owned(), Intents::GUILDS)
+        .proxy_url(gateway.url())
+        .build();
+    let mut shard = Shard::with_config(ShardId::ONE, config);
+    let mut sent = None;
+    let mut handled = None;
+    while let Some(item) = shard.next_event(EventTypeFlags::all()).await {
+        tap.observe(&shard, &item);
+        match item.expect("an event") {
+            Event::Ready(_) => {
+                sent = Some(gateway.interaction_create(0, &FakeInteraction::command("join")));
+            }
+            event @ Event::InteractionCreate(_) => {
+                // the bot's dispatch: its handler runs in the event's span
+                let span = tap.span(&shard, &event);
+                let Event::InteractionCreate(interaction) = event else {
+                    unreachable!()
+                };
+                let db = db.clone();
+                let commands = commands.clone();
+                let handler = async move {
+                    commands
+                        .run(interaction.0, |_interaction| async move {
+                            sqlx::query("INSERT INTO joins (user_id) VALUES (?)")
+                                .bind(1_i64)
+                                .execute(&db)
+                                .await?;
+                            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM joins")
+                                .fetch_one(&db)
+                                .await
+                        })
+                        .await
+                };
+                handled = Some(tokio::spawn(handler.instrument(span)).await.unwrap());
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(handled.expect("the interaction came").expect("answered"), 1);
+    let sent = sent.expect("READY came");
+    let event = traces.span_eventually("gateway INTERACTION_CREATE").await;
+
+    let tree = traces.tree();
+    assert!(
+        tree.contains(
+            "gateway INTERACTION_CREATE [consumer]\n  command join\n    INSERT joins [client]\n    SELECT joins [client]\n"
+        ),
+        "{tree}"
+    );
+    for (key, value) in [
+        ("discord.shard.id", "0".to_owned()),
+        ("discord.event.type", "INTERACTION_CREATE".to_owned()),
+        ("discord.command.name", "join".to_owned()),
+        ("discord.interaction.id", sent.id.to_string()),
+    ] {
+        assert_eq!(traces.attribute(&event, key), Some(value), "{key}");
+    }
+    let deadline: u64 = traces
+        .attribute(&event, "discord.interaction.deadline")
+        .expect("a deadline")
+        .parse()
+        .expect("unix milliseconds");
+    let minted = minted_ms(sent.id);
+    assert_eq!(deadline, minted + 3_000);
+    assert!(traces.attribute(&event, "discord.event.sequence").is_some());
+    let command = traces.span("command join");
+    assert_eq!(command.parent_span_id, event.span_context.span_id());
+    for span in traces.spans() {
+        let text = format!("{} {:?} {:?}", span.name, span.attributes, span.events);
+        assert!(
+            !text.contains(&sent.token),
+            "the interaction token in {text}"
+        );
+    }
+    assert_eq!(
+        metrics.scrape().value(
+            "bot_commands_total",
+            &[("command", "join"), ("status", "success")]
+        ),
+        Some(1.0)
+    );
+}
+
+/// The unix time in milliseconds Discord minted snowflake `id` (its top 42 bits after
+/// Discord's epoch, 2015-01-01).
+fn minted_ms(id: u64) -> u64 {
+    (id >> 22) + 1_420_070_400_000
+}
