@@ -8,6 +8,7 @@ pub mod edge;
 mod failure;
 pub mod interaction;
 mod labels;
+mod pairing;
 pub mod route;
 mod scope;
 pub mod session;

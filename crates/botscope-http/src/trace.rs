@@ -1,5 +1,8 @@
-//! twilight's spans, safe to export: [`TemplatePaths`], an OpenTelemetry span processor that
-//! turns every `path` attribute into its route template before the spans reach the exporter.
+//! twilight's spans, safe to export and linked to the proxy's: [`TemplatePaths`], an
+//! OpenTelemetry span processor that turns every `path` attribute into its route template
+//! before the spans reach the exporter, and [`TwilightRequests`], a `tracing` layer after
+//! which the in-process proxy's spans for a request are children of twilight's `request`
+//! span that sent it.
 //!
 //! twilight-http opens `info_span!("request", method, path)` for every request, and its
 //! ratelimiter a `response` span with the same fields. `path` is the raw request path:
@@ -40,7 +43,92 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{Span, SpanData, SpanProcessor};
 
-use crate::route;
+use tracing::Subscriber;
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id};
+use tracing_subscriber::layer::{Context as LayerContext, Layer};
+
+use crate::{pairing, route};
+
+pub use crate::pairing::MAX_PENDING;
+
+/// A `tracing` layer that notes twilight-http's `request` spans as they open, so the proxy's
+/// spans for a request (`{method} {route}` and its `ratelimit wait`) become children of the
+/// twilight span that sent it, in OpenTelemetry: the trace reads handler → twilight's
+/// `request` → the proxy's request → Discord.
+///
+/// twilight gives no hook and no header to link the two, so they are paired by method and
+/// path: the proxy takes the oldest unpaired twilight span with the same ones. Two identical
+/// requests in flight at once may swap parents; both are the same request, so either is
+/// right. A span waits to be paired until it closes (a client not pointed at the proxy, or a
+/// request that never reaches it, leaves nothing behind), and at most [`MAX_PENDING`] wait;
+/// past that, requests go unpaired.
+///
+/// Stack it with tracing-opentelemetry's layer (in either order), in the process that runs
+/// the proxy:
+///
+/// ```
+/// use botscope_http::trace::TwilightRequests;
+/// use tracing_subscriber::layer::SubscriberExt as _;
+/// # use opentelemetry::trace::TracerProvider as _;
+/// # let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+///
+/// let subscriber = tracing_subscriber::registry()
+///     .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("bot")))
+///     .with(TwilightRequests::new());
+/// # drop(subscriber);
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TwilightRequests;
+
+impl TwilightRequests {
+    /// The layer.
+    pub const fn new() -> Self {
+        Self
+    }
+
+    /// How many twilight requests wait to be paired now.
+    pub fn pending() -> usize {
+        pairing::len()
+    }
+}
+
+impl<S: Subscriber> Layer<S> for TwilightRequests {
+    fn on_new_span(&self, attributes: &Attributes<'_>, id: &Id, _: LayerContext<'_, S>) {
+        let metadata = attributes.metadata();
+        if metadata.name() != "request" || !metadata.target().starts_with("twilight_http") {
+            return;
+        }
+        let mut fields = RequestFields::default();
+        attributes.record(&mut fields);
+        if let (Some(method), Some(path)) = (fields.method, fields.path) {
+            pairing::opened(id.clone(), &method, &path);
+        }
+    }
+
+    fn on_close(&self, id: Id, _: LayerContext<'_, S>) {
+        pairing::closed(&id);
+    }
+}
+
+/// twilight's `method` and `path` fields.
+#[derive(Default)]
+struct RequestFields {
+    method: Option<String>,
+    path: Option<String>,
+}
+
+impl Visit for RequestFields {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        match field.name() {
+            METHOD => self.method = Some(value.to_owned()),
+            PATH => self.path = Some(value.to_owned()),
+            _ => {}
+        }
+    }
+
+    fn record_debug(&mut self, _: &Field, _: &dyn std::fmt::Debug) {}
+}
 
 /// The attribute twilight's spans carry the raw request path in.
 pub const PATH: &str = "path";

@@ -17,6 +17,7 @@ use crate::labels::{
     ENDPOINT, KIND, OUTCOME, SCOPE, STATUS_CANCELLED, STATUS_CLIENT_ERROR, STATUS_ERROR,
     STATUS_PANIC, STATUS_TIMEOUT, kv,
 };
+use crate::pairing::{self, Parent};
 use crate::scope::RateLimitScope;
 use crate::session::SessionStartLimit;
 
@@ -83,6 +84,8 @@ pub(crate) struct Record {
     pub(crate) endpoint: StringValue,
     pub(crate) method: &'static str,
     pub(crate) interaction: Option<InteractionCall>,
+    /// The twilight span that sent the request, when paired.
+    pub(crate) parent: Option<Parent>,
 }
 
 /// A request that answers an interaction (see [`interaction`](crate::interaction)).
@@ -117,7 +120,7 @@ impl InteractionCall {
 impl Finish<Answer> for Record {
     /// A client span `{method} {route}`, with the route template (never the path).
     fn span(&self) -> Span {
-        botscope_core::unit_span!(
+        let span = botscope_core::unit_span!(
             target: "botscope_http",
             "http.request",
             otel.name = %format_args!("{} {}", self.method, self.endpoint.as_str()),
@@ -126,7 +129,9 @@ impl Finish<Answer> for Record {
             "url.template" = self.endpoint.as_str(),
             "http.response.status_code" = tracing::field::Empty,
             "discord.ratelimit.scope" = tracing::field::Empty,
-        )
+        );
+        pairing::adopt(&span, self.parent.as_ref());
+        span
     }
 
     /// The status code of a 4xx or 5xx (as the conventions name it), the proxy's own

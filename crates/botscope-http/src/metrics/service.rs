@@ -82,6 +82,7 @@ where
             endpoint: route.endpoint().clone(),
             method: self.instruments.method(route.method(), request.method()),
             interaction,
+            parent: crate::pairing::parent_of(&mut request),
         };
         let gateway_bot =
             route.kind() == RouteKind::GatewayBot && request.method() == http::Method::GET;

@@ -23,6 +23,7 @@ use botscope_core::span::Span;
 
 use crate::failure::ForwardFailure;
 use crate::interaction::RESPONSE_DEADLINE;
+use crate::pairing::{self, Parent};
 use crate::ratelimit::generations::Generation;
 use crate::ratelimit::queues::{Ticket, Turn};
 use crate::ratelimit::state::{Grant, Queue, Shared, complete};
@@ -34,17 +35,21 @@ use crate::route::RouteKind;
 struct Wait {
     shared: Arc<Shared>,
     label: StringValue,
+    /// The twilight span that sent the request, when paired.
+    parent: Option<Parent>,
 }
 
 impl Finish<()> for Wait {
     /// The wait for the bucket, a child of the request's span when the layers are stacked.
     fn span(&self) -> Span {
-        botscope_core::unit_span!(
+        let span = botscope_core::unit_span!(
             target: "botscope_http",
             "ratelimit.wait",
             otel.name = "ratelimit wait",
             "url.template" = self.label.as_str(),
-        )
+        );
+        pairing::adopt(&span, self.parent.as_ref());
+        span
     }
 
     fn finish(self, elapsed: Duration, ending: Ending<'_, ()>) {
@@ -80,7 +85,7 @@ impl<S, B> Waiting<S, B> {
     pub(crate) fn new(
         shared: Arc<Shared>,
         service: S,
-        request: http::Request<B>,
+        mut request: http::Request<B>,
         queue: Queue,
         kind: RouteKind,
         endpoint: StringValue,
@@ -89,6 +94,7 @@ impl<S, B> Waiting<S, B> {
         let wait = Timer::start(Wait {
             shared: Arc::clone(&shared),
             label: endpoint.clone(),
+            parent: pairing::parent_of(&mut request),
         })
         .with_gauge(GaugeGuard::new(&shared.instruments.queued));
         let deadline = interaction.map(|id| {
