@@ -36,6 +36,15 @@
 //! Field values are only computed when a subscriber wants the span: without one, opening a
 //! span reads a cached interest and returns a disabled span.
 //!
+//! # Parent
+//!
+//! A unit's span opens when its `Timed` or `Timer` is created, so its parent is the span
+//! current then: start a unit inside the span it belongs to (an `async fn` or an `async`
+//! block starts its units when first polled, inside whatever span it is instrumented with).
+//! A span closes when its last clone drops; a driver that keeps a clone of the current span
+//! for work it does on its own thread (sqlx's SQLite worker does) closes it, and its
+//! parents, some time after the unit ended.
+//!
 //! # Level
 //!
 //! Unit spans are `debug`: a bot's log subscriber at its usual `info` neither records them

@@ -19,6 +19,7 @@
 //! ```
 
 use std::fmt::Write as _;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use opentelemetry::trace::{SpanKind, Status, TracerProvider as _};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
@@ -50,10 +51,20 @@ impl Traces {
 
     /// Sends this thread's spans here until the guard drops. Under `#[tokio::test]` (a
     /// current-thread runtime) that is every task of the test.
-    pub fn capture(&self) -> DefaultGuard {
+    ///
+    /// Captures run one at a time in a process: `tracing` caches whether a span is wanted
+    /// per call site for every thread at once, and subscribers set and dropped by tests
+    /// running side by side leave that cache wrong for a moment, which shows as spans that
+    /// were never recorded. The guard holds the turn until it drops.
+    pub fn capture(&self) -> Capture {
+        static TURN: Mutex<()> = Mutex::new(());
+        let turn = TURN.lock().unwrap_or_else(PoisonError::into_inner);
         let layer =
             tracing_opentelemetry::layer().with_tracer(self.provider.tracer("botscope-testkit"));
-        tracing::subscriber::set_default(tracing_subscriber::registry().with(layer))
+        Capture {
+            _default: tracing::subscriber::set_default(tracing_subscriber::registry().with(layer)),
+            _turn: turn,
+        }
     }
 
     /// The spans that ended so far, in the order they ended.
@@ -117,6 +128,20 @@ impl Traces {
             write_tree(&spans, root, 0, &mut out);
         }
         out
+    }
+}
+
+/// A [`Traces::capture`] in progress: the thread's subscriber, and the capture's turn.
+#[must_use = "the capture ends when the guard drops"]
+pub struct Capture {
+    // Dropped first: the subscriber goes before the next capture may start.
+    _default: DefaultGuard,
+    _turn: MutexGuard<'static, ()>,
+}
+
+impl std::fmt::Debug for Capture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Capture").finish_non_exhaustive()
     }
 }
 
