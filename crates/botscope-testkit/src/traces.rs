@@ -52,10 +52,13 @@ impl Traces {
     /// Sends this thread's spans here until the guard drops. Under `#[tokio::test]` (a
     /// current-thread runtime) that is every task of the test.
     ///
-    /// Captures run one at a time in a process: `tracing` caches whether a span is wanted
-    /// per call site for every thread at once, and subscribers set and dropped by tests
-    /// running side by side leave that cache wrong for a moment, which shows as spans that
-    /// were never recorded. The guard holds the turn until it drops.
+    /// Captures run one at a time in a process, so the spans of tests running side by side
+    /// (and `tracing`'s process-wide cache of which call sites a subscriber wants) never mix.
+    /// The guard holds the turn until it drops.
+    ///
+    /// A span closes when its last clone drops, which can be on another thread and later
+    /// than the unit that opened it (sqlx's SQLite worker keeps clones of the current span):
+    /// close such a pool, or use [`span_eventually`](Self::span_eventually), before reading.
     pub fn capture(&self) -> Capture {
         static TURN: Mutex<()> = Mutex::new(());
         let turn = TURN.lock().unwrap_or_else(PoisonError::into_inner);
