@@ -7,6 +7,7 @@ pub mod client;
 pub mod gateway;
 pub mod interaction;
 pub mod logs;
+pub mod otlp;
 pub mod rest;
 pub mod scrape;
 pub mod traces;
