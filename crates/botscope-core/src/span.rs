@@ -43,7 +43,10 @@
 //! block starts its units when first polled, inside whatever span it is instrumented with).
 //! A span closes when its last clone drops; a driver that keeps a clone of the current span
 //! for work it does on its own thread (sqlx's SQLite worker does) closes it, and its
-//! parents, some time after the unit ended.
+//! parents, some time after the unit ended. tracing-subscriber's registry closes the parents
+//! through the default subscriber of the thread the child closed on, so with a subscriber
+//! set for one thread only (`tracing::subscriber::set_default`) such parents never close:
+//! install it globally (`.init()`), as a bot does.
 //!
 //! # Level
 //!
@@ -74,4 +77,54 @@ macro_rules! unit_span {
             $($($fields)*)?
         )
     };
+}
+
+/// Which interactions were answered late, as the in-process proxy saw their callbacks: how
+/// the command decorator's span says whether its answer was late, though the answer went
+/// through twilight and the proxy, not through it.
+///
+/// The proxy [`note`](answers::note)s each callback it forwards; the command span
+/// [`take`](answers::take)s its interaction's when the command ends. What waits is bounded
+/// ([`answers::CAP`]): a proxy with no command decorator in its process (the standalone
+/// `botscope-proxy`) keeps only the latest.
+pub mod answers {
+    use std::collections::VecDeque;
+    use std::sync::{Mutex, PoisonError};
+
+    /// How many answers wait to be taken at most; the oldest go first.
+    pub const CAP: usize = 1024;
+
+    static ANSWERS: Mutex<VecDeque<(u64, bool)>> = Mutex::new(VecDeque::new());
+
+    /// A callback for interaction `id` was forwarded, `late` if past Discord's deadline.
+    pub fn note(id: u64, late: bool) {
+        let mut answers = ANSWERS.lock().unwrap_or_else(PoisonError::into_inner);
+        if answers.len() == CAP {
+            answers.pop_front();
+        }
+        answers.push_back((id, late));
+    }
+
+    /// Whether interaction `id`'s callback was late, if one was noted (and not taken yet).
+    pub fn take(id: u64) -> Option<bool> {
+        let mut answers = ANSWERS.lock().unwrap_or_else(PoisonError::into_inner);
+        let index = answers.iter().rposition(|(noted, _)| *noted == id)?;
+        answers.remove(index).map(|(_, late)| late)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn bounded_and_taken_once() {
+            super::note(1, true);
+            assert_eq!(super::take(1), Some(true));
+            assert_eq!(super::take(1), None);
+            for id in 10..10 + super::CAP as u64 + 5 {
+                super::note(id, false);
+            }
+            assert_eq!(super::take(10), None, "the oldest went first");
+            assert_eq!(super::take(10 + super::CAP as u64), Some(false));
+            assert!(super::ANSWERS.lock().unwrap().len() <= super::CAP);
+        }
+    }
 }

@@ -295,11 +295,23 @@ impl<T: Classify> Finish<T> for CommandRun {
             otel.name = %format_args!("command {}", self.command.as_str()),
             "discord.command.name" = self.command.as_str(),
             "discord.interaction.id" = tracing::field::Empty,
+            "discord.interaction.late" = tracing::field::Empty,
         );
         if let Some(id) = self.interaction {
             span.record("discord.interaction.id", tracing::field::display(id));
         }
         span
+    }
+
+    /// Whether the answer was late, when the in-process proxy forwarded it
+    /// (`botscope_core::span::answers`).
+    fn record_span(&self, span: &Span, _: &Ending<'_, T>) {
+        if let Some(late) = self
+            .interaction
+            .and_then(|id| botscope_core::span::answers::take(id.get()))
+        {
+            span.record("discord.interaction.late", late);
+        }
     }
 
     fn error_type(&self, ending: &Ending<'_, T>) -> Option<Cow<'static, str>> {

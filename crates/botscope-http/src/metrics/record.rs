@@ -98,22 +98,24 @@ pub(crate) enum InteractionCall {
 }
 
 impl InteractionCall {
-    fn record(self, instruments: &Instruments, ending: &Ending<'_, Answer>) {
+    /// The `outcome` label of its counter.
+    fn outcome(self, ending: &Ending<'_, Answer>) -> &'static str {
         let answer = match ending {
             Ending::Completed(Answer::Head { status, code, .. }) => Some((*status, *code)),
             _ => None,
         };
-        let (counter, outcome) = match self {
-            Self::Callback { late } => (
-                &instruments.interaction_responses,
-                interaction::callback_outcome(late, answer),
-            ),
-            Self::Followup => (
-                &instruments.interaction_followups,
-                interaction::followup_outcome(answer),
-            ),
+        match self {
+            Self::Callback { late } => interaction::callback_outcome(late, answer),
+            Self::Followup => interaction::followup_outcome(answer),
+        }
+    }
+
+    fn record(self, instruments: &Instruments, ending: &Ending<'_, Answer>) {
+        let counter = match self {
+            Self::Callback { .. } => &instruments.interaction_responses,
+            Self::Followup => &instruments.interaction_followups,
         };
-        counter.add(1, &[kv(OUTCOME, outcome)]);
+        counter.add(1, &[kv(OUTCOME, self.outcome(ending))]);
     }
 }
 
@@ -129,7 +131,12 @@ impl Finish<Answer> for Record {
             "url.template" = self.endpoint.as_str(),
             "http.response.status_code" = tracing::field::Empty,
             "discord.ratelimit.scope" = tracing::field::Empty,
+            "discord.interaction.late" = tracing::field::Empty,
+            "discord.interaction.outcome" = tracing::field::Empty,
         );
+        if let Some(InteractionCall::Callback { late }) = self.interaction {
+            span.record("discord.interaction.late", late);
+        }
         pairing::adopt(&span, self.parent.as_ref());
         span
     }
@@ -156,6 +163,9 @@ impl Finish<Answer> for Record {
     }
 
     fn record_span(&self, span: &Span, ending: &Ending<'_, Answer>) {
+        if let Some(interaction) = self.interaction {
+            span.record("discord.interaction.outcome", interaction.outcome(ending));
+        }
         if let Ending::Completed(Answer::Head { status, scope, .. }) = ending {
             span.record("http.response.status_code", status.as_u16());
             if let Some(scope) = scope {

@@ -70,9 +70,15 @@ where
         let route = self.routes.route_in_stack(&mut request);
         // An interaction's response latency ends now, as the proxy forwards it.
         let interaction = match (route.kind(), route.interaction_id()) {
-            (RouteKind::InteractionCallback, Some(id)) => Some(InteractionCall::Callback {
-                late: self.instruments.callback_latency(id),
-            }),
+            (RouteKind::InteractionCallback, Some(id)) => {
+                let late = self.instruments.callback_latency(id);
+                // for the command decorator's span, which ends after its answer; only when
+                // something records `debug` spans (a static check)
+                if tracing::level_enabled!(tracing::Level::DEBUG) {
+                    botscope_core::span::answers::note(id, late);
+                }
+                Some(InteractionCall::Callback { late })
+            }
             (RouteKind::InteractionFollowup, _) => Some(InteractionCall::Followup),
             _ => None,
         };
