@@ -87,14 +87,16 @@ impl ExporterBuilder {
             None if !from_env => resource = resource.with_service_name(self.namespace.clone()),
             None => {}
         }
+        let resource = resource.build();
         let mut provider = SdkMeterProvider::builder()
             .with_reader(exporter)
-            .with_resource(resource.build());
+            .with_resource(resource.clone());
         if let Some(view) = view {
             provider = provider.with_view(view);
         }
         Ok(Exporter {
             registry,
+            resource,
             provider: provider.build(),
             broken: Arc::new(AtomicBool::new(false)),
         })
@@ -129,6 +131,8 @@ fn namespace_view(namespace: &str) -> impl Fn(&Instrument) -> Option<Stream> + S
 #[derive(Debug, Clone)]
 pub struct Exporter {
     registry: Registry,
+    /// `service.name` and the SDK's own attributes: what a trace provider beside it shares.
+    resource: Resource,
     provider: SdkMeterProvider,
     /// A collection panicked: the SDK's locks are poisoned for good.
     broken: Arc<AtomicBool>,
@@ -148,6 +152,12 @@ impl Exporter {
     /// The registry the exporter registers on, for collectors of your own.
     pub fn registry(&self) -> &Registry {
         &self.registry
+    }
+
+    /// The resource the meter provider reports with (`service.name` as `target_info` shows
+    /// it): give a tracer provider the same, so traces and metrics name one service.
+    pub fn resource(&self) -> &Resource {
+        &self.resource
     }
 
     /// The meter provider.

@@ -65,6 +65,24 @@ impl fmt::Display for BuildError {
             BuildErrorType::InvalidRuntimeLagPeriod => f.write_str(
                 "the runtime lag period is zero: pass a period such as 100ms, or None for no probe",
             ),
+            BuildErrorType::UnsupportedTracesExporter { value } => write!(
+                f,
+                "unsupported OTEL_TRACES_EXPORTER={value:?}: use otlp, or none for no traces"
+            ),
+            BuildErrorType::UnsupportedTraceProtocol { protocol } => write!(
+                f,
+                "unsupported OTLP protocol {protocol:?}: botscope exports http/protobuf"
+            ),
+            BuildErrorType::InvalidSampleRatio { ratio } => write!(
+                f,
+                "invalid trace sample ratio {ratio}: use a number from 0.0 (no trace) to 1.0 (every trace)"
+            ),
+            BuildErrorType::TraceExporter => {
+                f.write_str("the OTLP trace exporter could not be built")
+            }
+            BuildErrorType::InvalidTraceQueueSize => f.write_str(
+                "the trace queue size is zero: every span would be dropped; pass at least 1",
+            ),
         }
     }
 }
@@ -106,6 +124,27 @@ pub enum BuildErrorType {
     /// [`TelemetryBuilder::runtime_lag`](crate::TelemetryBuilder::runtime_lag) was given a
     /// period of zero.
     InvalidRuntimeLagPeriod,
+    /// `OTEL_TRACES_EXPORTER` names an exporter other than `otlp` or `none` (read by
+    /// `Traces::from_env`, feature `traces`).
+    UnsupportedTracesExporter {
+        /// The variable's value.
+        value: String,
+    },
+    /// `OTEL_EXPORTER_OTLP_PROTOCOL` (or its traces variant) is not `http/protobuf`.
+    UnsupportedTraceProtocol {
+        /// The variable's value.
+        protocol: String,
+    },
+    /// A trace sample ratio outside `0.0..=1.0` (or not a number).
+    InvalidSampleRatio {
+        /// The ratio given, as text.
+        ratio: String,
+    },
+    /// The OTLP span exporter could not be built (an unparsable endpoint, say); the source
+    /// says why.
+    TraceExporter,
+    /// A trace queue size of zero.
+    InvalidTraceQueueSize,
 }
 
 #[cfg(test)]
@@ -131,6 +170,17 @@ mod tests {
             BuildErrorType::NoRuntime,
             BuildErrorType::Exporter,
             BuildErrorType::InvalidRuntimeLagPeriod,
+            BuildErrorType::UnsupportedTracesExporter {
+                value: "zipkin".into(),
+            },
+            BuildErrorType::UnsupportedTraceProtocol {
+                protocol: "grpc".into(),
+            },
+            BuildErrorType::InvalidSampleRatio {
+                ratio: "1.5".into(),
+            },
+            BuildErrorType::TraceExporter,
+            BuildErrorType::InvalidTraceQueueSize,
         ];
         for kind in kinds {
             let message = BuildError::new(kind).to_string();

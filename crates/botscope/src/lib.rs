@@ -9,6 +9,8 @@ pub mod runtime;
 mod server;
 pub mod system;
 mod telemetry;
+#[cfg(feature = "traces")]
+pub mod traces;
 
 pub use error::{BuildError, BuildErrorType};
 pub use facade_error::{Error, ErrorType};

@@ -67,12 +67,14 @@ pub struct TelemetryBuilder {
     set_global: bool,
     naming: Naming,
     write_timeout: Duration,
+    #[cfg(feature = "traces")]
+    traces: Option<crate::traces::Traces>,
 }
 
 impl fmt::Debug for TelemetryBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TelemetryBuilder")
-            .field("namespace", &self.namespace)
+        let mut f = f.debug_struct("TelemetryBuilder");
+        f.field("namespace", &self.namespace)
             .field("listen", &self.listen)
             // never print the token itself
             .field(
@@ -85,8 +87,10 @@ impl fmt::Debug for TelemetryBuilder {
             .field("runtime_lag", &self.runtime_lag)
             .field("set_global", &self.set_global)
             .field("naming", &self.naming)
-            .field("write_timeout", &self.write_timeout)
-            .finish()
+            .field("write_timeout", &self.write_timeout);
+        #[cfg(feature = "traces")]
+        f.field("traces", &self.traces);
+        f.finish()
     }
 }
 
@@ -103,6 +107,8 @@ impl Default for TelemetryBuilder {
             set_global: true,
             naming: Naming::Botscope,
             write_timeout: server::DEFAULT_WRITE_TIMEOUT,
+            #[cfg(feature = "traces")]
+            traces: None,
         }
     }
 }
@@ -194,6 +200,18 @@ impl TelemetryBuilder {
         self
     }
 
+    /// Exports traces too (feature `traces`): spans go over OTLP/HTTP as `traces` says,
+    /// with the metrics' `service.name`, through the layer
+    /// [`Telemetry::tracing_layer`] gives. Off by default; [`Traces::from_env`] turns it on
+    /// only when `OTEL_TRACES_EXPORTER=otlp`. See [`crate::traces`].
+    ///
+    /// [`Traces::from_env`]: crate::traces::Traces::from_env
+    #[cfg(feature = "traces")]
+    pub fn traces(mut self, traces: crate::traces::Traces) -> Self {
+        self.traces = Some(traces);
+        self
+    }
+
     /// Builds the exporter and provider, registers the system metrics, binds and starts the
     /// `/metrics` server, and installs the provider globally.
     ///
@@ -235,6 +253,14 @@ impl TelemetryBuilder {
         }
         let exporter = exporter.build().map_err(exporter_error)?;
         let (registry, provider) = (exporter.registry(), exporter.meter_provider());
+        #[cfg(feature = "traces")]
+        let tracer_provider = match self.traces {
+            Some(traces) => {
+                let meter = provider.meter_with_scope(scope());
+                traces.build(exporter.resource().clone(), &meter)?
+            }
+            None => None,
+        };
 
         let mut lag_probe = None;
         if let Some(runtime) = runtime.filter(|_| self.system_metrics) {
@@ -257,6 +283,10 @@ impl TelemetryBuilder {
             // Binds the instruments of every builder given no meter, before or after now.
             botscope_core::meter::install_provider(std::sync::Arc::new(provider.clone()));
             botscope_core::naming::set_global(self.naming);
+            #[cfg(feature = "traces")]
+            if let Some(tracer_provider) = &tracer_provider {
+                opentelemetry::global::set_tracer_provider(tracer_provider.clone());
+            }
         }
 
         let server = listener.map(|(listener, runtime)| {
@@ -285,6 +315,8 @@ impl TelemetryBuilder {
             exporter,
             server,
             _lag_probe: lag_probe,
+            #[cfg(feature = "traces")]
+            tracer_provider,
         })
     }
 }
@@ -373,6 +405,8 @@ pub struct Telemetry {
     server: Option<Server>,
     /// Stops the runtime-lag probe when the telemetry goes.
     _lag_probe: Option<crate::runtime::LagProbe>,
+    #[cfg(feature = "traces")]
+    tracer_provider: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
 }
 
 impl fmt::Debug for Telemetry {
@@ -432,8 +466,70 @@ impl Telemetry {
         self.exporter.render().unwrap_or_default()
     }
 
-    /// Stops the server (open scrapes get a few seconds to finish) and shuts the meter
-    /// provider down.
+    /// The `tracing` layer that exports spans when traces are on (feature `traces`, see
+    /// [`TelemetryBuilder::traces`]), and does nothing when they are off. Add it to the bot's
+    /// subscriber before its log layer:
+    ///
+    /// ```no_run
+    /// # #[tokio::main] async fn main() -> Result<(), botscope::BuildError> {
+    /// use tracing_subscriber::layer::SubscriberExt as _;
+    /// use tracing_subscriber::util::SubscriberInitExt as _;
+    ///
+    /// let telemetry = botscope::Telemetry::builder()
+    ///     .traces(botscope::traces::Traces::from_env())
+    ///     .install()?;
+    /// tracing_subscriber::registry()
+    ///     .with(telemetry.tracing_layer())
+    ///     .with(tracing_subscriber::fmt::layer())
+    ///     .init();
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// It is tracing-opentelemetry's layer, without sqlx's statement events (their SQL
+    /// carries literals), stacked with
+    /// [`TwilightRequests`](crate::http::trace::TwilightRequests) so the in-process proxy's
+    /// spans are children of twilight's `request` spans, and with what
+    /// [`TraceIds`](crate::traces::TraceIds) reads to put trace ids in log lines.
+    ///
+    /// Install the subscriber for the whole process (`.init()`), not for one thread
+    /// (`set_default`): a span whose last clone drops on another thread (sqlx's SQLite worker
+    /// holds clones) closes its parent through that thread's default subscriber.
+    #[cfg(feature = "traces")]
+    pub fn tracing_layer<S>(&self) -> impl tracing_subscriber::Layer<S> + use<S>
+    where
+        S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    {
+        crate::traces::layer(self.tracer_provider.as_ref())
+    }
+
+    /// The tracer provider, when traces are on: for OpenTelemetry spans of your own.
+    #[cfg(feature = "traces")]
+    pub fn tracer_provider(&self) -> Option<&opentelemetry_sdk::trace::SdkTracerProvider> {
+        self.tracer_provider.as_ref()
+    }
+
+    /// Sends every span that ended so far, waiting (off the runtime's workers) until the
+    /// exporter answered or gave up. Nothing to do when traces are off.
+    ///
+    /// # Errors
+    ///
+    /// The SDK's error if the export failed or timed out.
+    #[cfg(feature = "traces")]
+    pub async fn flush_traces(&self) -> Result<(), opentelemetry_sdk::error::OTelSdkError> {
+        let Some(provider) = self.tracer_provider.clone() else {
+            return Ok(());
+        };
+        tokio::task::spawn_blocking(move || provider.force_flush())
+            .await
+            .unwrap_or_else(|e| {
+                Err(opentelemetry_sdk::error::OTelSdkError::InternalFailure(
+                    e.to_string(),
+                ))
+            })
+    }
+
+    /// Stops the server (open scrapes get a few seconds to finish), sends the spans not yet
+    /// sent (when traces are on) and shuts the providers down.
     ///
     /// # Cancel safety
     ///
@@ -443,6 +539,11 @@ impl Telemetry {
         if let Some(server) = self.server {
             server.shutdown.cancel();
             let _ = server.task.await;
+        }
+        #[cfg(feature = "traces")]
+        if let Some(provider) = self.tracer_provider {
+            // blocks until the batch is sent: off the runtime's workers
+            let _ = tokio::task::spawn_blocking(move || provider.shutdown()).await;
         }
         let _ = self.exporter.meter_provider().shutdown();
     }

@@ -38,6 +38,14 @@
 //! request the proxy could not forward (route template, method and status; never the path,
 //! query, headers or body), one at stop. Crates that log through the `log` facade instead of
 //! `tracing` (rustls) stay silent.
+//!
+//! # Traces
+//!
+//! Off unless `OTEL_TRACES_EXPORTER=otlp`; then each request's span (and its wait for the
+//! bucket) goes over OTLP/HTTP to `OTEL_EXPORTER_OTLP_ENDPOINT`, configured by the standard
+//! `OTEL_*` variables (`botscope::traces::Traces`). A request with a W3C `traceparent` header
+//! is a child of the span it names, so a bot process that propagates its context sees the
+//! proxy's part inside its own trace; one without starts a trace of its own.
 
 use std::error::Error as StdError;
 use std::ffi::OsString;
@@ -57,6 +65,7 @@ use botscope::http::ratelimit::DEFAULT_GLOBAL_LIMIT;
 use clap::error::ErrorKind;
 use clap::{CommandFactory as _, Parser};
 use tracing::Level;
+use tracing_subscriber::Layer as _;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
@@ -250,8 +259,9 @@ fn global_limit(value: &str) -> Result<u16, String> {
     }
 }
 
-/// Installs the stderr subscriber, filtered by `RUST_LOG` (default `info`).
-fn install_logs() {
+/// Installs the process's subscriber: the stderr log lines, filtered by `RUST_LOG` (default
+/// `info`), beside `telemetry`'s trace export.
+fn install_logs(telemetry: &botscope::Telemetry) {
     let default = || Targets::new().with_default(Level::INFO);
     let filter = match std::env::var("RUST_LOG") {
         Ok(spec) if !spec.trim().is_empty() => spec.parse().unwrap_or_else(|error| {
@@ -262,12 +272,13 @@ fn install_logs() {
         _ => default(),
     };
     tracing_subscriber::registry()
+        .with(telemetry.tracing_layer())
         .with(
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
-                .with_ansi(false),
+                .with_ansi(false)
+                .with_filter(filter),
         )
-        .with(filter)
         .init();
 }
 
@@ -305,13 +316,23 @@ async fn run(args: Args) -> Result<(), String> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut telemetry = botscope::Telemetry::builder()
         .namespace(&args.namespace)
-        .listen(args.metrics_listen);
+        .listen(args.metrics_listen)
+        .traces(botscope::traces::Traces::from_env());
     if let Some(token) = args.bearer_token {
         telemetry = telemetry.bearer_token(token);
     }
-    let telemetry = telemetry
-        .install()
-        .map_err(|error| format!("cannot serve /metrics: {}", chain(&error)))?;
+    let telemetry = telemetry.install().map_err(|error| {
+        let what = match error.kind() {
+            botscope::BuildErrorType::UnsupportedTracesExporter { .. }
+            | botscope::BuildErrorType::UnsupportedTraceProtocol { .. }
+            | botscope::BuildErrorType::InvalidSampleRatio { .. }
+            | botscope::BuildErrorType::TraceExporter
+            | botscope::BuildErrorType::InvalidTraceQueueSize => "cannot export traces",
+            _ => "cannot serve /metrics",
+        };
+        format!("{what}: {}", chain(&error))
+    })?;
+    install_logs(&telemetry);
     let proxy = DiscordProxy::builder()
         .listen(args.listen)
         .upstream(args.upstream.clone())
@@ -341,7 +362,6 @@ async fn run(args: Args) -> Result<(), String> {
 fn main() -> ExitCode {
     // Exits with code 2 and clap's error on a bad value, 0 after --help or --version.
     let args = Args::try_parse_checked(std::env::args_os()).unwrap_or_else(|error| error.exit());
-    install_logs();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
