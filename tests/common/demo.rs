@@ -11,7 +11,7 @@ use crate::prometheus::free_port;
 
 /// The demo binary: `BOTSCOPE_DEMO_BIN`, else `examples/disruptor` beside this test's
 /// target directory (`cargo build --example disruptor` puts it there; `.ci/run` does).
-fn binary() -> PathBuf {
+pub fn binary() -> PathBuf {
     let path = std::env::var_os("BOTSCOPE_DEMO_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
@@ -47,6 +47,18 @@ impl Demo {
     /// [`start`](Self::start) with the extra environment variables `env` (e.g.
     /// `BOTSCOPE_NAMING`).
     pub async fn start_with(first: u32, last: u32, total: u32, env: &[(&str, &str)]) -> Self {
+        Self::start_logged(first, last, total, env, Stdio::inherit()).await
+    }
+
+    /// [`start_with`](Self::start_with), its log lines (stderr) sent to `stderr` (a file,
+    /// say, for a test that reads them).
+    pub async fn start_logged(
+        first: u32,
+        last: u32,
+        total: u32,
+        env: &[(&str, &str)],
+        stderr: Stdio,
+    ) -> Self {
         let metrics: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let child = Command::new(binary())
             .env_remove("DISCORD_TOKEN")
@@ -57,7 +69,7 @@ impl Demo {
             .env("DISRUPTOR_SHARD_TOTAL", total.to_string())
             .envs(env.iter().copied())
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("start the demo");
         let mut demo = Self { child, metrics };
