@@ -13,6 +13,12 @@
 //! the REST and database families), `DISRUPTOR_SHARDS` (the shard ids this process runs,
 //! e.g. `0-0`; default all) and `DISRUPTOR_SHARD_TOTAL` (default 2), so several processes
 //! can split one bot's shards.
+//!
+//! Traces: with `OTEL_TRACES_EXPORTER=otlp` the demo exports its spans over OTLP/HTTP to
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` when set, else to botscope-testkit's receiver in the same
+//! process, and then prints one interaction's trace tree every 10 s. Log lines (stderr,
+//! `RUST_LOG`, default `warn,disruptor=info`; `disruptor=debug` adds a line per answer) start
+//! with the trace and span id of the span they were written in, when traces are on.
 
 mod db;
 mod sim;
@@ -28,11 +34,16 @@ use botscope::gateway::lavalink::LavalinkTap;
 use botscope::gateway::{CommandMetrics, GatewayTap, InstrumentedQueue, VoiceMetrics};
 use botscope::http::DiscordProxy;
 use botscope::jobs::{Job, SchedulerRegistry, cron};
+use botscope::traces::{TraceIds, Traces};
 use botscope::{DEFAULT_LISTEN, Naming, Telemetry};
 use botscope_testkit::Scrape;
+use botscope_testkit::otlp::{Kind, OtlpReceiver};
 use db::Db;
 use sim::Sim;
 use tokio_cron_scheduler::JobScheduler;
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 use twilight_cache_inmemory::{DefaultInMemoryCache, ResourceType};
 use twilight_gateway::queue::InMemoryQueue;
 use twilight_gateway::{
@@ -172,13 +183,41 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let settings = Settings::from_env()?;
 
+    // Traces when OTEL_TRACES_EXPORTER=otlp: to OTEL_EXPORTER_OTLP_ENDPOINT, or to a receiver
+    // here whose trees the demo prints.
+    let receiver = match traces_to_self() {
+        true => Some(OtlpReceiver::start_bounded(RECEIVED_SPANS).await?),
+        false => None,
+    };
+    let mut traces = Traces::from_env();
+    if let Some(receiver) = &receiver {
+        traces = traces.endpoint(receiver.traces_url());
+    }
     let telemetry = Telemetry::builder()
         .namespace("disruptor")
         .service_name("disruptor")
         .listen(settings.listen.as_str())
         // Installed first: the proxy and the pool below take its naming as their default.
         .naming(settings.naming)
+        .traces(traces)
         .install()?;
+    let logs = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|filter| filter.parse().ok())
+        .unwrap_or_else(|| {
+            tracing_subscriber::filter::Targets::new()
+                .with_default(tracing::Level::WARN)
+                .with_target("disruptor", tracing::Level::INFO)
+        });
+    tracing_subscriber::registry()
+        .with(telemetry.tracing_layer())
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .event_format(TraceIds(tracing_subscriber::fmt::format()))
+                .with_filter(logs),
+        )
+        .init();
 
     let sim = match settings.token {
         Some(_) => None,
@@ -288,11 +327,22 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             me.name, me.id
         );
     }
+    if let Some(receiver) = &receiver {
+        println!(
+            "disruptor: traces to the receiver at {}",
+            receiver.endpoint()
+        );
+    }
     let mut summary = tokio::time::interval(Duration::from_secs(10));
     summary.tick().await;
     loop {
         tokio::select! {
-            _ = summary.tick() => println!("{}", summarize(&Scrape::parse(&telemetry.render()))),
+            _ = summary.tick() => {
+                println!("{}", summarize(&Scrape::parse(&telemetry.render())));
+                if let Some(tree) = receiver.as_ref().and_then(latest_interaction) {
+                    println!("disruptor: one interaction's trace\n{tree}");
+                }
+            }
             signal = tokio::signal::ctrl_c() => {
                 signal?;
                 break;
@@ -325,6 +375,34 @@ fn summarize(scrape: &Scrape) -> String {
     )
 }
 
+/// How many received spans the demo's own receiver keeps.
+const RECEIVED_SPANS: usize = 20_000;
+
+/// Whether traces are on (`OTEL_TRACES_EXPORTER=otlp`) with no endpoint set: then the demo
+/// receives them itself.
+fn traces_to_self() -> bool {
+    let set = |name| std::env::var(name).is_ok_and(|value: String| !value.trim().is_empty());
+    std::env::var("OTEL_TRACES_EXPORTER").is_ok_and(|value| value.trim() == "otlp")
+        && !set("OTEL_EXPORTER_OTLP_ENDPOINT")
+        && !set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+}
+
+/// The tree of the latest interaction whose whole trace arrived: the gateway event, the
+/// command, its queries and its REST callback through twilight and the proxy.
+fn latest_interaction(receiver: &OtlpReceiver) -> Option<String> {
+    let spans = receiver.spans();
+    let callback = spans.iter().rev().find(|span| {
+        span.kind == Kind::Client
+            && span.name.starts_with("POST /interactions/")
+            && spans.iter().any(|root| {
+                root.trace_id == span.trace_id
+                    && root.parent_span_id.is_empty()
+                    && root.name == "gateway INTERACTION_CREATE"
+            })
+    })?;
+    Some(receiver.tree(&callback.trace_id))
+}
+
 /// The identify queue every shard of this process shares.
 type Queue = InstrumentedQueue<InMemoryQueue>;
 
@@ -335,12 +413,14 @@ async fn run_shard(mut shard: Shard<Queue>, tap: GatewayTap, bot: Arc<Bot>) {
         let Ok(event) = item else { continue };
         bot.cache.update(&event);
         let bot = Arc::clone(&bot);
+        // the dispatch's span: everything its handler does is a child of it
+        let span = tap.span(&shard, &event);
         match event {
             Event::GuildCreate(guild) => {
                 if let twilight_model::gateway::payload::incoming::GuildCreate::Available(guild) =
                     *guild
                 {
-                    tokio::spawn(async move {
+                    spawn_in(span, async move {
                         let _ = bot
                             .db
                             .upsert_guild(guild.id.get(), &guild.name, unix_now())
@@ -349,26 +429,35 @@ async fn run_shard(mut shard: Shard<Queue>, tap: GatewayTap, bot: Arc<Bot>) {
                 }
             }
             Event::GuildDelete(guild) if guild.unavailable != Some(true) => {
-                tokio::spawn(async move {
+                spawn_in(span, async move {
                     let _ = bot.db.forget_guild(guild.id.get()).await;
                 });
             }
             Event::MessageCreate(message) => {
-                tokio::spawn(async move { handle_message(&bot, &message).await });
+                spawn_in(span, async move { handle_message(&bot, &message).await });
             }
             Event::InteractionCreate(interaction) => {
-                tokio::spawn(async move {
+                spawn_in(span, async move {
                     let interaction = interaction.0;
-                    // Errors are the metrics' business: the bot moves on.
-                    let _ = bot
+                    // Errors are the metrics' business: the bot says so and moves on.
+                    if let Err(error) = bot
                         .commands
                         .instrument(&interaction, handle_interaction(&bot, &interaction))
-                        .await;
+                        .await
+                    {
+                        tracing::warn!(%error, "a command failed");
+                    }
                 });
             }
             _ => {}
         }
     }
+}
+
+/// Runs a handler on its own task, inside the span of the event it handles.
+fn spawn_in(span: tracing::Span, handler: impl Future<Output = ()> + Send + 'static) {
+    use tracing::Instrument as _;
+    tokio::spawn(handler.instrument(span));
 }
 
 /// Commands: `!ping`, `!settings`. Errors are the metrics' business: the bot moves on.
@@ -446,11 +535,20 @@ async fn handle_interaction(bot: &Bot, interaction: &Interaction) -> Result<(), 
         ),
         _ => return Err("an interaction this bot does not know".to_owned()),
     };
+    // what a real command looks up and writes down (query errors are the metrics' business)
+    if let Some(guild_id) = interaction.guild_id.filter(|_| !name.is_empty()) {
+        let _ = bot.db.settings(guild_id.get()).await;
+        let _ = bot
+            .db
+            .log_command(interaction.id.get(), guild_id.get(), name)
+            .await;
+    }
     let client = bot.http.interaction(interaction.application_id);
     client
         .create_response(interaction.id, &interaction.token, &response)
         .await
         .map_err(|e| e.to_string())?;
+    tracing::debug!(command = name, "answered");
     static LEAVES: AtomicU64 = AtomicU64::new(0);
     static PINGS: AtomicU64 = AtomicU64::new(0);
     match name {
