@@ -59,6 +59,11 @@ impl Traces {
     /// A span closes when its last clone drops, which can be on another thread and later
     /// than the unit that opened it (sqlx's SQLite worker keeps clones of the current span):
     /// close such a pool, or use [`span_eventually`](Self::span_eventually), before reading.
+    /// And when that last clone drops on another thread, tracing-subscriber's registry
+    /// closes the span's *parent* through that thread's default subscriber, which is not
+    /// this capture's: the parent then never closes. A test that needs the parents of
+    /// SQLite queries installs a global subscriber instead, as a bot does (the workspace's
+    /// `tests/traces_one_trace.rs`).
     pub fn capture(&self) -> Capture {
         static TURN: Mutex<()> = Mutex::new(());
         let turn = TURN.lock().unwrap_or_else(PoisonError::into_inner);
