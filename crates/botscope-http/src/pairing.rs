@@ -6,7 +6,9 @@
 //! (a `tracing` layer) notes each twilight `request` span as it opens; the proxy's first layer
 //! takes the oldest unpaired one with the same method and path, and its spans become
 //! that span's children in OpenTelemetry. Two identical requests in flight at once may swap
-//! parents: both are the same request, so either parent is right.
+//! parents: both are the same request, so either parent is right. A request twilight sends
+//! again while its span is open (it retries a 429 at once) finds no unpaired span and takes
+//! the oldest open one already paired with that method and path: its own.
 //!
 //! A request that carries a W3C `traceparent` header (a client of the standalone
 //! `botscope-proxy` that propagates its context) is that context's child instead, with no

@@ -60,7 +60,8 @@ pub use crate::pairing::MAX_PENDING;
 /// twilight gives no hook and no header to link the two, so they are paired by method and
 /// path: the proxy takes the oldest unpaired twilight span with the same ones. Two identical
 /// requests in flight at once may swap parents; both are the same request, so either is
-/// right. A span waits to be paired until it closes (a client not pointed at the proxy, or a
+/// right. A request twilight sends again under the same span (it retries a 429 at once) is
+/// that span's child too. A span waits to be paired until it closes (a client not pointed at the proxy, or a
 /// request that never reaches it, leaves nothing behind), and at most [`MAX_PENDING`] wait;
 /// past that, requests go unpaired.
 ///
@@ -87,7 +88,7 @@ impl TwilightRequests {
         Self
     }
 
-    /// How many twilight requests wait to be paired now.
+    /// How many open twilight requests the pairing knows now (paired or waiting to be).
     pub fn pending() -> usize {
         pairing::len()
     }

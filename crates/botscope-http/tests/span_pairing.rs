@@ -14,6 +14,9 @@ use opentelemetry_sdk::trace::{
 use tracing_subscriber::layer::SubscriberExt as _;
 use twilight_model::id::Id;
 
+/// The pairing is process-wide: one test at a time, or one's open spans count in the other's.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn named<'a>(spans: &'a [SpanData], name: &str) -> Vec<&'a SpanData> {
     spans.iter().filter(|span| span.name == name).collect()
 }
@@ -25,6 +28,7 @@ fn id_of(span: &SpanData) -> SpanId {
 // Single-threaded, so the proxy's tasks and twilight's spans share the test's subscriber.
 #[tokio::test(flavor = "current_thread")]
 async fn the_proxys_spans_are_children_of_twilights_request() {
+    let _serial = SERIAL.lock().await;
     common::install_tls();
     let exporter = InMemorySpanExporter::default();
     let provider = SdkTracerProvider::builder()
@@ -103,4 +107,56 @@ async fn the_proxys_spans_are_children_of_twilights_request() {
         })
         .expect("the direct client's span");
     assert!(spans.iter().all(|span| span.parent_span_id != id_of(me)));
+}
+
+// Single-threaded, as above.
+#[tokio::test(flavor = "current_thread")]
+async fn a_request_twilight_retries_is_a_child_of_the_same_span() {
+    use botscope_testkit::rest::{RateLimitKind, Reply};
+
+    let _serial = SERIAL.lock().await;
+    common::install_tls();
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_span_processor(TemplatePaths::new(SimpleSpanProcessor::new(
+            exporter.clone(),
+        )))
+        .build();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("bot")))
+        .with(TwilightRequests::new());
+    let _default = tracing::subscriber::set_default(subscriber);
+
+    let fake = FakeDiscord::spawn().await.unwrap();
+    let metrics = botscope_testkit::TestMetrics::new("disruptor");
+    let (proxy, http) = common::proxy_to(&fake, &metrics, |builder| builder).await;
+    // the first answer is a 429: twilight sends the request again at once
+    fake.push(Reply::rate_limited_for(
+        RateLimitKind::User,
+        std::time::Duration::from_millis(50),
+    ));
+    http.create_message(Id::new(42))
+        .content("again")
+        .await
+        .expect("POST, answered the second time");
+    assert_eq!(fake.requests().len(), 2, "twilight retried");
+    assert_eq!(
+        TwilightRequests::pending(),
+        0,
+        "the span closed, nothing is kept"
+    );
+    proxy.shutdown().await;
+
+    let spans = exporter.get_finished_spans().unwrap();
+    let requests = named(&spans, "request");
+    assert_eq!(requests.len(), 1, "one twilight request span");
+    let posts = named(&spans, "POST /channels/{channel_id}/messages");
+    assert_eq!(posts.len(), 2, "a proxy span per attempt");
+    for post in posts {
+        assert_eq!(
+            post.parent_span_id,
+            id_of(requests[0]),
+            "both under twilight's span"
+        );
+    }
 }

@@ -15,8 +15,23 @@ type Key = (Box<str>, Box<str>);
 struct Pending {
     /// Unpaired spans by method and path, oldest first.
     by_request: HashMap<Key, VecDeque<Id>>,
-    /// The method and path of each unpaired span.
+    /// Spans paired once and still open, oldest first: the parents of a request twilight
+    /// sends again (it retries a 429 at once, under the same span).
+    paired: HashMap<Key, VecDeque<Id>>,
+    /// The method and path of each open span noted.
     by_id: HashMap<Id, Key>,
+}
+
+impl Pending {
+    /// Removes `id` from the queue of `key` in `queues`.
+    fn forget(queues: &mut HashMap<Key, VecDeque<Id>>, key: &Key, id: &Id) {
+        if let Some(queue) = queues.get_mut(key) {
+            queue.retain(|waiting| waiting != id);
+            if queue.is_empty() {
+                queues.remove(key);
+            }
+        }
+    }
 }
 
 static PENDING: Mutex<Option<Pending>> = Mutex::new(None);
@@ -57,18 +72,15 @@ pub(crate) fn closed(id: &Id) {
     let Some(pending) = guard.as_mut() else {
         return;
     };
-    if let Some(key) = pending.by_id.remove(id)
-        && let Some(queue) = pending.by_request.get_mut(&key)
-    {
-        queue.retain(|waiting| waiting != id);
-        if queue.is_empty() {
-            pending.by_request.remove(&key);
-        }
+    if let Some(key) = pending.by_id.remove(id) {
+        Pending::forget(&mut pending.by_request, &key, id);
+        Pending::forget(&mut pending.paired, &key, id);
     }
     WAITING.store(!pending.by_id.is_empty(), Ordering::Release);
 }
 
-/// Pairs the oldest unpaired twilight span of `method` and `path` (relative to `/api/vN/`)
+/// Pairs the oldest unpaired twilight span of `method` and `path` (relative to `/api/vN/`),
+/// else the oldest one paired before and still open (twilight sending its request again),
 /// and hands its id to `read` while the span is sure to be open (a span's close waits for
 /// this to return), for `read` to take what it needs of it.
 pub(crate) fn take<T>(method: &str, path: &str, read: impl FnOnce(&Id) -> T) -> Option<T> {
@@ -78,17 +90,23 @@ pub(crate) fn take<T>(method: &str, path: &str, read: impl FnOnce(&Id) -> T) -> 
     let mut guard = pending();
     let pending = guard.as_mut()?;
     let key = key(method, path);
-    let queue = pending.by_request.get_mut(&key)?;
-    let id = queue.pop_front()?;
-    if queue.is_empty() {
-        pending.by_request.remove(&key);
-    }
-    pending.by_id.remove(&id);
-    WAITING.store(!pending.by_id.is_empty(), Ordering::Release);
+    let unpaired = pending
+        .by_request
+        .get_mut(&key)
+        .and_then(VecDeque::pop_front);
+    let id = match unpaired {
+        Some(id) => {
+            Pending::forget(&mut pending.by_request, &key, &id);
+            pending.paired.entry(key).or_default().push_back(id.clone());
+            id
+        }
+        None => pending.paired.get(&key)?.front()?.clone(),
+    };
     Some(read(&id))
 }
 
-/// How many twilight requests wait to be paired.
+/// How many open twilight requests the pairing knows (paired or not); each leaves when its
+/// span closes.
 pub(crate) fn len() -> usize {
     pending().as_ref().map_or(0, |pending| pending.by_id.len())
 }
