@@ -222,8 +222,15 @@ struct Running<R> {
     start: Instant,
     finish: R,
     guard: Option<GaugeGuard>,
-    /// The unit's span ([`Finish::span`] unless replaced), closed when the unit ended.
-    span: Span,
+    /// The unit's span ([`Finish::span`] unless replaced), closed when the unit ended; boxed
+    /// and only when it has one, so a unit no subscriber records carries one word, not a
+    /// `Span`'s five (a query's boxed future is two units: measured in BENCHMARKS.md).
+    span: Option<Box<Span>>,
+}
+
+/// `span` boxed, unless it is none.
+fn boxed(span: Span) -> Option<Box<Span>> {
+    (!span.is_none()).then(|| Box::new(span))
 }
 
 /// Times one operation whose output is a `T` and reports how it ended to `R`, exactly once:
@@ -252,7 +259,7 @@ impl<T, R: Finish<T>> Timer<T, R> {
         Self {
             running: Some(Running {
                 start,
-                span: finish.span(),
+                span: boxed(finish.span()),
                 finish,
                 guard: None,
             }),
@@ -273,7 +280,7 @@ impl<T, R: Finish<T>> Timer<T, R> {
     /// (see the [module docs](self)).
     pub fn in_span(mut self, span: Span) -> Self {
         if let Some(running) = &mut self.running {
-            running.span = span;
+            running.span = boxed(span);
         }
         self
     }
@@ -283,7 +290,10 @@ impl<T, R: Finish<T>> Timer<T, R> {
     /// with a clone of this span.
     pub fn span(&self) -> &Span {
         static NONE: Span = Span::none();
-        self.running.as_ref().map_or(&NONE, |running| &running.span)
+        self.running
+            .as_ref()
+            .and_then(|running| running.span.as_deref())
+            .unwrap_or(&NONE)
     }
 
     /// Ends the operation with `output`.
@@ -320,7 +330,12 @@ impl<T, R: Finish<T>> Timer<T, R> {
         let guard = Unwinding(self);
         let output = {
             // Dropped before `guard`, so a panic leaves the span before it is closed.
-            let _entered = guard.0.running.as_ref().map(|running| running.span.enter());
+            let _entered = guard
+                .0
+                .running
+                .as_ref()
+                .and_then(|running| running.span.as_deref())
+                .map(Span::enter);
             step()
         };
         // Returned: no panic to record.
@@ -339,14 +354,12 @@ impl<T, R: Finish<T>> Timer<T, R> {
     fn end_with(&mut self, ending: Ending<'_, T>) {
         if let Some(running) = self.running.take() {
             let elapsed = running.start.elapsed();
-            if !running.span.is_disabled() {
+            if let Some(span) = running.span.as_deref().filter(|span| !span.is_disabled()) {
                 if let Some(error_type) = running.finish.error_type(&ending) {
-                    running.span.record(crate::span::STATUS_CODE, "error");
-                    running
-                        .span
-                        .record(crate::naming::ERROR_TYPE, error_type.as_ref());
+                    span.record(crate::span::STATUS_CODE, "error");
+                    span.record(crate::naming::ERROR_TYPE, error_type.as_ref());
                 }
-                running.finish.record_span(&running.span, &ending);
+                running.finish.record_span(span, &ending);
             }
             running.finish.finish(elapsed, ending);
             // The gauge comes down only after the run is recorded, so a scrape never sees a
