@@ -17,6 +17,22 @@ use twilight_model::id::Id;
 /// The pairing is process-wide: one test at a time, or one's open spans count in the other's.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// This thread's spans through tracing-opentelemetry and `TemplatePaths` into memory, with
+/// the pairing layer, until the guard drops.
+fn exporting() -> (InMemorySpanExporter, tracing::subscriber::DefaultGuard) {
+    common::install_tls();
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_span_processor(TemplatePaths::new(SimpleSpanProcessor::new(
+            exporter.clone(),
+        )))
+        .build();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("bot")))
+        .with(TwilightRequests::new());
+    (exporter, tracing::subscriber::set_default(subscriber))
+}
+
 fn named<'a>(spans: &'a [SpanData], name: &str) -> Vec<&'a SpanData> {
     spans.iter().filter(|span| span.name == name).collect()
 }
@@ -29,17 +45,7 @@ fn id_of(span: &SpanData) -> SpanId {
 #[tokio::test(flavor = "current_thread")]
 async fn the_proxys_spans_are_children_of_twilights_request() {
     let _serial = SERIAL.lock().await;
-    common::install_tls();
-    let exporter = InMemorySpanExporter::default();
-    let provider = SdkTracerProvider::builder()
-        .with_span_processor(TemplatePaths::new(SimpleSpanProcessor::new(
-            exporter.clone(),
-        )))
-        .build();
-    let subscriber = tracing_subscriber::registry()
-        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("bot")))
-        .with(TwilightRequests::new());
-    let _default = tracing::subscriber::set_default(subscriber);
+    let (exporter, _default) = exporting();
 
     let fake = FakeDiscord::spawn().await.unwrap();
     let metrics = botscope_testkit::TestMetrics::new("disruptor");
@@ -115,17 +121,7 @@ async fn a_request_twilight_retries_is_a_child_of_the_same_span() {
     use botscope_testkit::rest::{RateLimitKind, Reply};
 
     let _serial = SERIAL.lock().await;
-    common::install_tls();
-    let exporter = InMemorySpanExporter::default();
-    let provider = SdkTracerProvider::builder()
-        .with_span_processor(TemplatePaths::new(SimpleSpanProcessor::new(
-            exporter.clone(),
-        )))
-        .build();
-    let subscriber = tracing_subscriber::registry()
-        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("bot")))
-        .with(TwilightRequests::new());
-    let _default = tracing::subscriber::set_default(subscriber);
+    let (exporter, _default) = exporting();
 
     let fake = FakeDiscord::spawn().await.unwrap();
     let metrics = botscope_testkit::TestMetrics::new("disruptor");
